@@ -1,0 +1,218 @@
+"""The one dispatch path, for `send-due` and `replay`: claim, send, finish.
+
+1. Claim: one committed transaction moves the reminder pending -> sending (compare-and-set)
+   and writes the attempt's dispatch record, before any provider is called.
+2. Send: render, then hand it to the transport on a bounded pool of worker threads.
+3. Finish: one transaction writes the attempt's outcome and the reminder's new state.
+
+The journal is used from the calling thread only; workers only call transports.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from reminder_cli.errors import Outcome, SendError
+from reminder_cli.journal import Journal
+from reminder_cli.models import Claimed, Message, State
+from reminder_cli.render import Renderer, RenderError
+from reminder_cli.transports import Transport
+
+Clock = Callable[[], datetime]
+
+
+def mask(recipient: str) -> str:
+    """A recipient shortened for logs and cron mail: a***@example.org, +1312***0142."""
+    if "@" in recipient:
+        local, _, domain = recipient.partition("@")
+        return f"{local[:1]}***@{domain}"
+    return f"{recipient[:5]}***{recipient[-4:]}" if len(recipient) > 9 else "***"
+
+
+def retry_delay(attempt: int, interval: timedelta, rng: random.Random) -> timedelta:
+    """Exponential backoff with jitter: one cron interval after the first attempt, then 2x, 4x...
+
+    Jitter only adds (up to a quarter), so no retry comes before the next cron run.
+    """
+    factor: float = 2 ** (attempt - 1) * (1 + rng.random() / 4)
+    return interval * factor
+
+
+@dataclass(frozen=True)
+class Settings:
+    max_attempts: int = 5
+    retry_interval: timedelta = timedelta(minutes=5)
+    workers: int = 8
+    time_budget: float = 240.0
+
+
+@dataclass
+class Report:
+    """What a run did: counts by outcome and one line per problem."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+    stopped: str = ""  # why the run stopped claiming early, if it did
+
+    def problem(self, claimed: Claimed, what: str) -> None:
+        self.problems.append(
+            f"reminder {claimed.reminder_id} ({claimed.channel} to {mask(claimed.recipient)}): "
+            + what
+        )
+
+
+@dataclass
+class _Result:
+    provider_id: str = ""
+    error: SendError | None = None
+    seconds: float = 0.0
+
+
+def _call(transport: Transport, message: Message) -> _Result:
+    started = time.monotonic()
+    try:
+        return _Result(transport.send(message), None, time.monotonic() - started)
+    except SendError as exc:
+        return _Result("", exc, time.monotonic() - started)
+    except Exception as exc:  # a transport bug must not lose the outcome: we cannot know
+        error = SendError(Outcome.UNKNOWN, "internal", f"{type(exc).__name__}: {exc}")
+        return _Result("", error, time.monotonic() - started)
+
+
+class Dispatcher:
+    """Claims, sends and finishes reminders, one run at a time, under the run lock."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        run_id: int,
+        renderer: Renderer,
+        transport_for: Callable[[str], Transport],
+        settings: Settings,
+        clock: Clock,
+        stop: threading.Event | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.journal, self.run_id, self.renderer = journal, run_id, renderer
+        self.transport_for, self.settings, self.clock = transport_for, settings, clock
+        self.stop = stop or threading.Event()
+        self.rng = rng or random.Random()
+        self.report = Report()
+        self._started = time.monotonic()
+        self._slowest = 0.0
+
+    # -- deciding ----------------------------------------------------------------------------
+
+    def _may_claim(self) -> bool:
+        if self.report.stopped:
+            return False
+        if self.stop.is_set():
+            self.report.stopped = "stopped by a signal"
+            return False
+        elapsed = time.monotonic() - self._started
+        if elapsed + self._slowest >= self.settings.time_budget:
+            self.report.stopped = (
+                f"time budget of {self.settings.time_budget:g} s reached; the rest waits "
+                "for the next run"
+            )
+            return False
+        return True
+
+    def _finish(self, claimed: Claimed, result: _Result) -> None:
+        now = self.clock()
+        error = result.error
+        if error is None:
+            self.journal.record_finish(claimed, State.SENT, now, provider_id=result.provider_id)
+            self.report.counts["sent"] += 1
+            return
+        if error.stop_run and not self.report.stopped:
+            self.report.stopped = f"stopped: {error.code}: {error.text}"
+        if error.outcome is Outcome.UNKNOWN:
+            reason = f"no answer from the provider: {error.code}: {error.text}"
+            self.journal.record_finish(claimed, State.UNKNOWN, now, reason=reason, error=error)
+            self.report.counts["unknown"] += 1
+            self.report.problem(claimed, f"in doubt ({reason}); see `reminder status`")
+        elif error.outcome is Outcome.PERMANENT:
+            reason = f"{error.code}: {error.text}"
+            self.journal.record_finish(claimed, State.FAILED, now, reason=reason, error=error)
+            self.report.counts["failed"] += 1
+            self.report.problem(claimed, f"failed: {reason}")
+        else:
+            self._finish_transient(claimed, error, now)
+
+    def _finish_transient(self, claimed: Claimed, error: SendError, now: datetime) -> None:
+        last = f"{error.code}: {error.text}"
+        if claimed.attempt >= self.settings.max_attempts:
+            reason = f"gave up after {claimed.attempt} attempts; last error {last}"
+            self.journal.record_finish(claimed, State.FAILED, now, reason=reason, error=error)
+            self.report.counts["failed"] += 1
+            self.report.problem(claimed, f"failed: {reason}")
+            return
+        retry_at = now + retry_delay(claimed.attempt, self.settings.retry_interval, self.rng)
+        if retry_at >= claimed.expires_at:
+            reason = f"could not be sent before it expired; last error {last}"
+            self.journal.record_finish(claimed, State.EXPIRED, now, reason=reason, error=error)
+            self.report.counts["expired"] += 1
+            self.report.problem(claimed, f"expired: {reason}")
+            return
+        reason = f"attempt {claimed.attempt} failed ({last}); retry after {retry_at:%H:%M} UTC"
+        self.journal.record_finish(
+            claimed, State.PENDING, now, reason=reason, not_before=retry_at, error=error
+        )
+        self.report.counts["retrying"] += 1
+        self.report.problem(claimed, f"not sent this time, will retry: {last}")
+
+    # -- the pump ----------------------------------------------------------------------------
+
+    def run(self, reminder_ids: Iterable[int]) -> Report:
+        """Claim each id in turn (skipping any no longer claimable), send, finish."""
+        ids = iter(reminder_ids)
+        in_flight: dict[Future[_Result], Claimed] = {}
+        with ThreadPoolExecutor(self.settings.workers, thread_name_prefix="send") as pool:
+            while True:
+                while len(in_flight) < self.settings.workers and self._may_claim():
+                    claimed = self._claim_next(ids)
+                    if claimed is None:
+                        break
+                    try:
+                        message = self.renderer.render(claimed)
+                    except RenderError as exc:
+                        self._finish(claimed, _Result(error=SendError(
+                            Outcome.PERMANENT, "template", str(exc))))  # fmt: skip
+                        continue
+                    transport = self.transport_for(claimed.channel)
+                    in_flight[pool.submit(_call, transport, message)] = claimed
+                if not in_flight:
+                    break
+                done, _ = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in done:
+                    result = future.result()
+                    self._slowest = max(self._slowest, result.seconds)
+                    self._finish(in_flight.pop(future), result)
+        return self.report
+
+    def _claim_next(self, ids: Iterator[int]) -> Claimed | None:
+        for reminder_id in ids:
+            claimed = self.journal.record_claim(reminder_id, self.run_id, self.clock())
+            if claimed is not None:
+                return claimed
+        return None
+
+
+def due_ids(journal: Journal, clock: Clock, batch: int = 500) -> Iterator[int]:
+    """Stream the ids of due reminders in due order, a batch at a time, each at most once."""
+    seen: set[int] = set()
+    while True:
+        fresh = [i for i in journal.list_due_ids(clock(), batch + len(seen)) if i not in seen]
+        if not fresh:
+            return
+        for reminder_id in fresh[:batch]:
+            seen.add(reminder_id)
+            yield reminder_id

@@ -1,0 +1,121 @@
+"""Renders messages from Jinja2 templates: pure, StrictUndefined, HTML autoescaped.
+
+Templates: `email_subject.txt`, `email.txt`, `email.html`, `sms.txt`. A rule may have its own,
+named `RULE.email.txt` and so on; a `templates_dir` in the config overrides the defaults.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+from reminder_cli.models import Claimed, Message
+
+TEMPLATE_NAMES = ("email_subject.txt", "email.txt", "email.html", "sms.txt")
+
+
+class RenderError(Exception):
+    """A template that could not be rendered; the text names the template."""
+
+
+def default_templates_dir() -> Path:
+    """The shipped templates: inside the installed package, or beside it in a source tree."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "templates"
+    return packaged if packaged.is_dir() else here.parent / "templates"
+
+
+def format_date(moment: datetime) -> str:
+    return f"{moment:%A}, {moment:%B} {moment.day}, {moment.year}"
+
+
+def format_time(moment: datetime) -> str:
+    return f"{moment.hour % 12 or 12}:{moment:%M} {'AM' if moment.hour < 12 else 'PM'}"
+
+
+def message_id(claimed: Claimed, sender: str) -> str:
+    """A Message-ID that is the same for every send of one reminder, so a re-send is known."""
+    domain = sender.rpartition("@")[2].strip(" >") or "reminder-cli.invalid"
+    key = f"{claimed.appointment.id}|{claimed.rule}|{claimed.channel}|{claimed.recipient}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return f"<reminder-{claimed.reminder_id}.{digest}@{domain}>"
+
+
+class Renderer:
+    """Holds the template environment; `render` turns a claimed reminder into a Message."""
+
+    def __init__(
+        self,
+        practice_name: str,
+        practice_phone: str,
+        sender: str,
+        templates_dir: Path | None = None,
+    ) -> None:
+        self.practice_name, self.practice_phone, self.sender = (
+            practice_name,
+            practice_phone,
+            sender,
+        )
+        search = [str(templates_dir)] if templates_dir else []
+        search.append(str(default_templates_dir()))
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(search),
+            undefined=jinja2.StrictUndefined,
+            autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
+            keep_trailing_newline=False,
+        )
+
+    def context(self, claimed: Claimed) -> dict[str, Any]:
+        appt = claimed.appointment
+        local = appt.starts_at.astimezone(ZoneInfo(appt.timezone))
+        name = appt.name.strip()
+        return {
+            "patient_name": name,
+            "greeting": f"Hello {name}," if name else "Hello,",
+            "date": format_date(local),
+            "time": format_time(local),
+            "time_zone": local.tzname() or "",
+            "starts_at": local,
+            "location": appt.location,
+            "clinician": appt.clinician,
+            "practice_name": self.practice_name,
+            "practice_phone": self.practice_phone,
+            "rule": claimed.rule,
+            "appointment_id": appt.id,
+        }
+
+    def _render(self, name: str, rule: str, context: dict[str, Any]) -> str:
+        try:
+            template = self.env.select_template([f"{rule}.{name}", name])
+            return template.render(context).strip()
+        except jinja2.TemplateSyntaxError as exc:
+            raise RenderError(f"template {exc.name or name} line {exc.lineno}: {exc.message}")
+        except jinja2.TemplateNotFound:
+            raise RenderError(f"template {name} not found in the templates directory")
+        except jinja2.UndefinedError as exc:
+            raise RenderError(f"template {name}: {exc.message}")
+        except Exception as exc:  # a template can raise anything from a filter
+            raise RenderError(f"template {name}: {type(exc).__name__}: {exc}")
+
+    def render(self, claimed: Claimed) -> Message:
+        context = self.context(claimed)
+        if claimed.channel == "sms":
+            body = self._render("sms.txt", claimed.rule, context)
+            return Message(claimed.reminder_id, "sms", claimed.recipient, body)
+        return Message(
+            claimed.reminder_id,
+            "email",
+            claimed.recipient,
+            body=self._render("email.txt", claimed.rule, context),
+            subject=" ".join(self._render("email_subject.txt", claimed.rule, context).split()),
+            html=self._render("email.html", claimed.rule, context),
+            headers={
+                "Message-ID": message_id(claimed, self.sender),
+                "X-Reminder-Id": str(claimed.reminder_id),
+            },
+        )

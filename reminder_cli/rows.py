@@ -1,0 +1,172 @@
+"""Reads appointment CSV exports and checks every row; pure apart from reading the file.
+
+Each problem names the line, the column and the reason; nothing is written here.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from reminder_cli.config import check_zone
+from reminder_cli.contacts import normalise_email, normalise_phone
+from reminder_cli.errors import InputError, RowProblem
+from reminder_cli.models import Appointment
+from reminder_cli.planner import is_gap, resolve_local
+
+REQUIRED = ("appointment_id", "name", "starts_at")
+OPTIONAL = ("email", "phone", "timezone", "status", "location", "clinician")
+EXTRA = "\0extra"  # key under which a row's surplus field count is kept
+STATUSES = {"scheduled": "scheduled", "": "scheduled", "cancelled": "cancelled",
+            "canceled": "cancelled"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Defaults:
+    timezone: str
+    country: str
+
+
+@dataclass(frozen=True)
+class Row:
+    """One data row: its first line in the file and its values by column."""
+
+    line: int
+    values: dict[str, str]
+
+
+def _column_name(header: str) -> str:
+    return re.sub(r"[\s-]+", "_", header.strip().lstrip("\ufeff").lower())
+
+
+def read_rows(path: Path, encoding: str) -> Iterator[Row]:
+    """The data rows of a CSV file; InputError for a header or encoding problem."""
+    name = str(path)
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise InputError(name, [], f"{name}: unknown encoding {encoding!r}") from None
+    if codecs.lookup(encoding).name == "utf-8":
+        encoding = "utf-8-sig"  # accept the byte-order mark spreadsheet programs write
+    try:
+        with path.open(encoding=encoding, newline="") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is None:
+                raise InputError(name, [], f"{name}: the file is empty; expected a header row")
+            columns = [_column_name(h) for h in header]
+            missing = [c for c in REQUIRED if c not in columns]
+            if missing or not {"email", "phone"} & set(columns):
+                need = missing + ([] if {"email", "phone"} & set(columns) else ["email or phone"])
+                raise InputError(
+                    name, [RowProblem(1, "", f"missing column(s): {', '.join(need)}")],
+                    f"{name}:1: the header lacks {', '.join(need)}; nothing imported",
+                )  # fmt: skip
+            line = reader.line_num + 1
+            for fields in reader:
+                if any(f.strip() for f in fields):
+                    values = dict(zip(columns, fields, strict=False))
+                    if len(fields) > len(columns):
+                        values[EXTRA] = str(len(fields) - len(columns))
+                    yield Row(line, values)
+                line = reader.line_num + 1
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            name, [],
+            f"{name}: not valid {encoding} (byte {exc.start}); if a spreadsheet saved it, "
+            "try --encoding cp1252",
+        ) from None  # fmt: skip
+    except csv.Error as exc:
+        raise InputError(name, [], f"{name}: not a readable CSV file: {exc}") from None
+    except OSError as exc:
+        raise InputError(name, [], f"{name}: cannot read it: {exc.strerror}") from None
+
+
+def source_hash(row: Row, defaults: Defaults) -> str:
+    """A fingerprint of a row as given (with the defaults it depends on)."""
+    known = {k: v for k, v in row.values.items() if k in REQUIRED or k in OPTIONAL}
+    data = json.dumps([known, defaults.timezone, defaults.country], sort_keys=True)
+    return hashlib.sha256(data.encode()).hexdigest()[:32]
+
+
+def parse_start(text: str, zone_name: str) -> datetime:
+    """An ISO 8601 time as aware UTC; naive times are local wall-clock time in the zone."""
+    raw = text.strip()
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValueError(f"{raw!r} is not an ISO 8601 time like 2027-01-12T09:00") from None
+    if len(raw) <= 10:
+        raise ValueError(f"{raw!r} has a date but no time of day")
+    if moment.tzinfo is not None:
+        return moment.astimezone(UTC)
+    zone = check_zone(zone_name)
+    if is_gap(moment, zone):
+        raise ValueError(
+            f"{raw} does not exist in {zone_name} (clocks skip it for daylight saving); "
+            "fix the time or give an offset"
+        )
+    return resolve_local(moment, zone)
+
+
+def check_row(row: Row, defaults: Defaults) -> Appointment | list[RowProblem]:
+    """The appointment a row describes, or every problem it has."""
+    v = {k: (row.values.get(k) or "").strip() for k in REQUIRED + OPTIONAL}
+    problems: list[RowProblem] = []
+
+    def problem(column: str, reason: str) -> None:
+        problems.append(RowProblem(row.line, column, reason))
+
+    if EXTRA in row.values:
+        problem("", f"{row.values[EXTRA]} more field(s) than the header (an unquoted comma?)")
+    if not v["appointment_id"]:
+        problem("appointment_id", "missing: every row needs the practice system's id")
+    email = phone = None
+    sms_problem = ""
+    if v["email"]:
+        try:
+            email = normalise_email(v["email"])
+        except ValueError as exc:
+            problem("email", str(exc))
+    if v["phone"]:
+        try:
+            phone, sms_problem = normalise_phone(v["phone"], defaults.country)
+        except ValueError as exc:
+            problem("phone", str(exc))
+    if not v["email"] and not v["phone"]:
+        problem("email", "no contact: give an email address or a phone number")
+    zone_name = v["timezone"] or defaults.timezone
+    try:
+        check_zone(zone_name)
+    except ValueError as exc:
+        problem("timezone", str(exc))
+        zone_name = ""
+    starts_at = None
+    if not v["starts_at"]:
+        problem("starts_at", "missing: give the start time, like 2027-01-12T09:00")
+    else:
+        try:
+            starts_at = parse_start(v["starts_at"], zone_name or defaults.timezone)
+        except ValueError as exc:
+            problem("starts_at", str(exc))
+    status = STATUSES.get(v["status"].lower())
+    if status is None:
+        problem("status", f"{v['status']!r} is not a status (use scheduled or cancelled)")
+    if problems or starts_at is None or status is None:
+        return problems
+    return Appointment(
+        id=v["appointment_id"], name=v["name"], email=email, phone=phone, starts_at=starts_at,
+        timezone=zone_name, status=status, location=v["location"], clinician=v["clinician"],
+        sms_ok=not sms_problem, sms_problem=sms_problem,
+    )  # fmt: skip
+
+
+def with_hash(appointment: Appointment, digest: str) -> Appointment:
+    return replace(appointment, source_hash=digest)
