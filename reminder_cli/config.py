@@ -6,13 +6,14 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from reminder_cli.errors import ConfigError
 from reminder_cli.models import CHANNELS, Rule
+from reminder_cli.rails import QuietHours
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -52,6 +53,8 @@ class SmsConfig:
 class DeliveryConfig:
     workers: int = 8
     max_attempts: int = 5
+    max_per_recipient_per_day: int = 3
+    max_per_run: int = 0
     time_budget: float = 240.0
     cron_interval: timedelta = timedelta(minutes=5)
     stale_lock_after: timedelta = timedelta(minutes=30)
@@ -69,6 +72,7 @@ class Config:
     email: EmailConfig
     sms: SmsConfig
     delivery: DeliveryConfig
+    quiet_hours: QuietHours
     outbox_dir: Path
     templates_dir: Path | None
 
@@ -138,6 +142,13 @@ class _Section:
             self.fail(key, str(exc))
             raise  # unreachable
 
+    def whole(self, key: str, default: int) -> int:
+        """A whole number >= 0 (0 meaning "off")."""
+        value = self.get(key, int, default)
+        if value < 0:
+            self.fail(key, "must be a whole number >= 0 (0 turns it off)")
+        return int(value)
+
     def positive(self, key: str, default: float, kind: type = float) -> Any:
         value = self.get(key, (int, float), default)
         if value < 0 or (kind is int and (value < 1 or value != int(value))):
@@ -145,6 +156,28 @@ class _Section:
                 key, f"must be a {'whole number of at least 1' if kind is int else 'number >= 0'}"
             )
         return kind(value)
+
+
+def _clock_time(section: _Section, key: str, default: str) -> time:
+    text = section.get(key, str, default)
+    match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", text)
+    if not match or int(match[1]) > 23 or int(match[2]) > 59:
+        section.fail(key, f'{text!r} is not a time of day like "21:00"')
+        raise AssertionError  # unreachable
+    return time(int(match[1]), int(match[2]))
+
+
+def _quiet_hours(path: Path, raw: Any) -> QuietHours:
+    s = _Section(path, "quiet_hours", raw, {"start", "end", "lead", "channels"})
+    channels = s.get("channels", list, ["sms"])
+    if any(c not in CHANNELS for c in channels):
+        s.fail("channels", 'list "sms", "email", both, or none ([] turns quiet hours off)')
+    return QuietHours(
+        start=_clock_time(s, "start", "21:00"),
+        end=_clock_time(s, "end", "08:00"),
+        lead=s.duration("lead", "30m"),
+        channels=tuple(channels),
+    )
 
 
 def default_max_late(amount: int, unit: str) -> timedelta:
@@ -259,11 +292,14 @@ def _delivery(path: Path, raw: Any) -> DeliveryConfig:
         path,
         "delivery",
         raw,
-        {"workers", "max_attempts", "time_budget", "cron_interval", "stale_lock_after"},
+        {"workers", "max_attempts", "time_budget", "cron_interval", "stale_lock_after"}
+        | {"max_per_recipient_per_day", "max_per_run"},
     )
     return DeliveryConfig(
         workers=int(s.positive("workers", 8, int)),
         max_attempts=int(s.positive("max_attempts", 5, int)),
+        max_per_recipient_per_day=int(s.whole("max_per_recipient_per_day", 3)),
+        max_per_run=int(s.whole("max_per_run", 0)),
         time_budget=s.duration("time_budget", "240s").total_seconds(),
         cron_interval=s.duration("cron_interval", "5m"),
         stale_lock_after=s.duration("stale_lock_after", "30m"),
@@ -285,7 +321,8 @@ def load_config(path: Path, env: Mapping[str, str]) -> Config:
         path,
         "",
         data,
-        {"journal", "practice", "rules", "email", "sms", "outbox", "delivery", "templates_dir"},
+        {"journal", "practice", "rules", "email", "sms", "outbox", "delivery", "quiet_hours"}
+        | {"templates_dir"},
     )
     base = path.resolve().parent
     journal = _Section(path, "journal", data.get("journal", {}), {"path"})
@@ -317,6 +354,7 @@ def load_config(path: Path, env: Mapping[str, str]) -> Config:
         email=_email(path, data.get("email", {}), env, uses_email),
         sms=_sms(path, data.get("sms", {}), env),
         delivery=_delivery(path, data.get("delivery", {})),
+        quiet_hours=_quiet_hours(path, data.get("quiet_hours", {})),
         outbox_dir=base / outbox.get("dir", str, "outbox"),
         templates_dir=base / templates_dir if templates_dir else None,
     )

@@ -16,9 +16,10 @@ _NO_SMS = {
 
 
 def normalise_email(text: str) -> str:
-    """The normalised address; ValueError with the reason if it is not one."""
+    """The normalised address, lower-cased so that one person is one recipient; ValueError
+    with the reason if it is not an address."""
     try:
-        return str(validate_email(text, check_deliverability=False).normalized)
+        return str(validate_email(text, check_deliverability=False).normalized).lower()
     except EmailNotValidError as exc:
         raise ValueError(f"{text!r} is not an email address: {exc}") from None
 

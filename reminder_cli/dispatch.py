@@ -18,10 +18,12 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from reminder_cli.errors import Outcome, SendError
-from reminder_cli.journal import Journal
+from reminder_cli.journal import DueRow, Journal
 from reminder_cli.models import Claimed, Message, State
+from reminder_cli.rails import CAP_WINDOW, Gate, QuietHours, cap_gate, quiet_gate
 from reminder_cli.render import Renderer, RenderError
 from reminder_cli.transports import Transport
 
@@ -51,6 +53,9 @@ class Settings:
     retry_interval: timedelta = timedelta(minutes=5)
     workers: int = 8
     time_budget: float = 240.0
+    recipient_cap: int = 3  # per rolling 24 hours; 0 = off
+    max_per_run: int = 0  # 0 = off
+    quiet_hours: QuietHours = field(default_factory=QuietHours)
 
 
 @dataclass
@@ -99,14 +104,18 @@ class Dispatcher:
         clock: Clock,
         stop: threading.Event | None = None,
         rng: random.Random | None = None,
+        on_finish: Callable[[], None] | None = None,
     ) -> None:
         self.journal, self.run_id, self.renderer = journal, run_id, renderer
         self.transport_for, self.settings, self.clock = transport_for, settings, clock
         self.stop = stop or threading.Event()
         self.rng = rng or random.Random()
+        self.on_finish = on_finish
         self.report = Report()
         self._started = time.monotonic()
         self._slowest = 0.0
+        self._claims = 0
+        self.paused = set(journal.load_paused_channels())
 
     # -- deciding ----------------------------------------------------------------------------
 
@@ -115,6 +124,12 @@ class Dispatcher:
             return False
         if self.stop.is_set():
             self.report.stopped = "stopped by a signal"
+            return False
+        if self.settings.max_per_run and self._claims >= self.settings.max_per_run:
+            self.report.stopped = (
+                f"max_per_run ({self.settings.max_per_run}) reached; the rest stays pending"
+            )
+            self.report.problems.append(f"reminder: {self.report.stopped}")
             return False
         elapsed = time.monotonic() - self._started
         if elapsed + self._slowest >= self.settings.time_budget:
@@ -132,6 +147,8 @@ class Dispatcher:
             self.journal.record_finish(claimed, State.SENT, now, provider_id=result.provider_id)
             self.report.counts["sent"] += 1
             return
+        if error.opted_out:
+            self.journal.record_opt_out(claimed.recipient, f"{error.code}: {error.text}", now)
         if error.stop_run and not self.report.stopped:
             self.report.stopped = f"stopped: {error.code}: {error.text}"
         if error.outcome is Outcome.UNKNOWN:
@@ -171,14 +188,14 @@ class Dispatcher:
 
     # -- the pump ----------------------------------------------------------------------------
 
-    def run(self, reminder_ids: Iterable[int]) -> Report:
-        """Claim each id in turn (skipping any no longer claimable), send, finish."""
-        ids = iter(reminder_ids)
+    def run(self, due: Iterable[DueRow]) -> Report:
+        """Claim each due reminder in turn (skipping any the rails stop), send, finish."""
+        rows = iter(due)
         in_flight: dict[Future[_Result], Claimed] = {}
         with ThreadPoolExecutor(self.settings.workers, thread_name_prefix="send") as pool:
             while True:
                 while len(in_flight) < self.settings.workers and self._may_claim():
-                    claimed = self._claim_next(ids)
+                    claimed = self._claim_next(rows)
                     if claimed is None:
                         break
                     try:
@@ -196,23 +213,60 @@ class Dispatcher:
                     result = future.result()
                     self._slowest = max(self._slowest, result.seconds)
                     self._finish(in_flight.pop(future), result)
+                    if self.on_finish:
+                        self.on_finish()
         return self.report
 
-    def _claim_next(self, ids: Iterator[int]) -> Claimed | None:
-        for reminder_id in ids:
-            claimed = self.journal.record_claim(reminder_id, self.run_id, self.clock())
+    def _claim_next(self, rows: Iterator[DueRow]) -> Claimed | None:
+        for row in rows:
+            if self.paused & {"all", row.channel}:
+                continue  # paused by a person: it stays pending
+            now = self.clock()
+            gate = self._gate(row, now)
+            if gate is not None:
+                if self.journal.record_gate(row.id, gate.state, gate.reason, gate.not_before, now):
+                    self._count_gate(row, gate)
+                continue
+            claimed = self.journal.record_claim(row.id, self.run_id, now)
             if claimed is not None:
+                self._claims += 1
                 return claimed
         return None
 
+    def _gate(self, row: DueRow, now: datetime) -> Gate | None:
+        """The first rail that stops this reminder now, if any."""
+        if row.channel == "sms":
+            opted_out = self.journal.is_opted_out(row.recipient)
+            if opted_out:
+                return Gate("suppressed", f"opted out: {opted_out}")
+        zone = ZoneInfo(row.timezone)
+        quiet = quiet_gate(self.settings.quiet_hours, row.channel, zone, now, row.expires_at)
+        if quiet is not None:
+            return quiet
+        if self.settings.recipient_cap:
+            recent = self.journal.count_sent_to(row.recipient, now - CAP_WINDOW)
+            return cap_gate(recent, self.settings.recipient_cap)
+        return None
 
-def due_ids(journal: Journal, clock: Clock, batch: int = 500) -> Iterator[int]:
-    """Stream the ids of due reminders in due order, a batch at a time, each at most once."""
+    def _count_gate(self, row: DueRow, gate: Gate) -> None:
+        if gate.state == "pending":
+            self.report.counts["deferred"] += 1
+            return
+        self.report.counts[gate.state] += 1
+        if gate.state == "suppressed":
+            self.report.problems.append(
+                f"reminder {row.id} ({row.channel} to {mask(row.recipient)}): suppressed: "
+                f"{gate.reason}"
+            )
+
+
+def due_rows(journal: Journal, clock: Clock, batch: int = 500) -> Iterator[DueRow]:
+    """Stream due reminders in due order, a batch at a time, each at most once."""
     seen: set[int] = set()
     while True:
-        fresh = [i for i in journal.list_due_ids(clock(), batch + len(seen)) if i not in seen]
+        fresh = [r for r in journal.list_due(clock(), batch + len(seen)) if r.id not in seen]
         if not fresh:
             return
-        for reminder_id in fresh[:batch]:
-            seen.add(reminder_id)
-            yield reminder_id
+        for row in fresh[:batch]:
+            seen.add(row.id)
+            yield row

@@ -112,7 +112,7 @@ def record_appointment(
     report.counts["updated" if old else "added"] += 1
     wanted: dict[tuple[str, str, str, str], PlannedReminder] = {
         (p.rule, p.channel, iso(appointment.starts_at), p.recipient): p
-        for p in plan_reminders(appointment, config.rules)
+        for p in plan_reminders(appointment, config.rules, config.quiet_hours)
     }
     for reminder in journal.list_reminders_of(appointment.id) if old else []:
         key = (reminder["rule"], reminder["channel"], reminder["starts_at"], reminder["recipient"])

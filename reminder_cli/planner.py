@@ -11,9 +11,13 @@ Rules of time (documented in the README):
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from reminder_cli.models import Appointment, PlannedReminder, Rule
+
+if TYPE_CHECKING:
+    from reminder_cli.rails import QuietHours
 
 
 def is_gap(naive: datetime, zone: ZoneInfo) -> bool:
@@ -51,8 +55,13 @@ def recipient_for(appointment: Appointment, channel: str) -> str | None:
     return appointment.phone if appointment.phone and appointment.sms_ok else None
 
 
-def plan_reminders(appointment: Appointment, rules: tuple[Rule, ...]) -> list[PlannedReminder]:
-    """One reminder per rule and per channel the appointment has a contact for."""
+def plan_reminders(
+    appointment: Appointment, rules: tuple[Rule, ...], quiet: QuietHours | None = None
+) -> list[PlannedReminder]:
+    """One reminder per rule and per channel the appointment has a contact for.
+
+    A due time inside quiet hours moves earlier (see rails.QuietHours); its expiry does not.
+    """
     if appointment.status != "scheduled":
         return []
     zone = ZoneInfo(appointment.timezone)
@@ -63,5 +72,6 @@ def plan_reminders(appointment: Appointment, rules: tuple[Rule, ...]) -> list[Pl
         for channel in rule.channels:
             recipient = recipient_for(appointment, channel)
             if recipient:
-                planned.append(PlannedReminder(rule.name, channel, recipient, due, expires))
+                when = quiet.plan_due(due, zone, channel) if quiet else due
+                planned.append(PlannedReminder(rule.name, channel, recipient, when, expires))
     return planned

@@ -79,4 +79,34 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX dispatches_by_reminder ON dispatches (reminder_id);
     CREATE INDEX dispatches_by_run ON dispatches (run_id);
     """,
+    # 2: safety rails and admin: recipient cap index, opted-out numbers, the pause switch,
+    # replays (who asked and why), and SMS delivery status on dispatch records.
+    """
+    CREATE INDEX dispatches_by_recipient ON dispatches (recipient, claimed_at);
+    CREATE TABLE opt_outs (
+        recipient TEXT PRIMARY KEY,
+        recorded_at TEXT NOT NULL,
+        reason TEXT NOT NULL
+    );
+    CREATE TABLE pauses (
+        channel TEXT PRIMARY KEY CHECK (channel IN ('all', 'email', 'sms')),
+        paused_by TEXT NOT NULL,
+        paused_at TEXT NOT NULL,
+        reason TEXT NOT NULL
+    );
+    CREATE TABLE replays (
+        id INTEGER PRIMARY KEY,
+        reminder_id INTEGER NOT NULL REFERENCES reminders(id),
+        run_id INTEGER REFERENCES runs(id),
+        operator TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        forced INTEGER NOT NULL DEFAULT 0,
+        from_state TEXT NOT NULL,
+        requested_at TEXT NOT NULL
+    );
+    CREATE INDEX replays_by_reminder ON replays (reminder_id);
+    ALTER TABLE dispatches ADD COLUMN delivery_status TEXT;
+    ALTER TABLE dispatches ADD COLUMN delivery_error TEXT;
+    ALTER TABLE dispatches ADD COLUMN status_checked_at TEXT;
+    """,
 )

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reminder_cli.config import Config
-from reminder_cli.dispatch import Clock, Dispatcher, Report, Settings, due_ids, mask
+from reminder_cli.dispatch import Clock, Dispatcher, Report, Settings, due_rows, mask
 from reminder_cli.journal import Journal
 from reminder_cli.lock import RunLock, lock_path_for, read_holder
 from reminder_cli.render import Renderer
@@ -32,6 +32,9 @@ def settings_from(config: Config, workers: int | None, time_budget: float | None
         retry_interval=config.delivery.cron_interval,
         workers=workers or config.delivery.workers,
         time_budget=config.delivery.time_budget if time_budget is None else time_budget,
+        recipient_cap=config.delivery.max_per_recipient_per_day,
+        max_per_run=config.delivery.max_per_run,
+        quiet_hours=config.quiet_hours,
     )
 
 
@@ -98,7 +101,7 @@ def send_due(
                     f"`reminder replay {swept['id']}` if it never arrived"
                 )
             report.counts["expired"] += journal.record_expired_due(now)
-            dispatcher.run(due_ids(journal, clock))
+            dispatcher.run(due_rows(journal, clock))
         except BaseException as exc:
             journal.record_run_end(run_id, "crashed", f"{type(exc).__name__}: {exc}",
                                    report.counts, clock())  # fmt: skip
