@@ -10,6 +10,7 @@ The journal is used from the calling thread only; workers only call transports.
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -28,6 +29,7 @@ from reminder_cli.render import Renderer, RenderError
 from reminder_cli.transports import Transport
 
 Clock = Callable[[], datetime]
+log = logging.getLogger(__name__)
 
 
 def mask(recipient: str) -> str:
@@ -143,6 +145,18 @@ class Dispatcher:
     def _finish(self, claimed: Claimed, result: _Result) -> None:
         now = self.clock()
         error = result.error
+        log.info(
+            "attempt finished",
+            extra={
+                "run_id": self.run_id,
+                "reminder_id": claimed.reminder_id,
+                "channel": claimed.channel,
+                "recipient": mask(claimed.recipient),
+                "outcome": error.outcome.value if error else "sent",
+                "code": error.code if error else "",
+                "ms": round(result.seconds * 1000),
+            },
+        )
         if error is None:
             self.journal.record_finish(claimed, State.SENT, now, provider_id=result.provider_id)
             self.report.counts["sent"] += 1
@@ -201,8 +215,10 @@ class Dispatcher:
                     try:
                         message = self.renderer.render(claimed)
                     except RenderError as exc:
-                        self._finish(claimed, _Result(error=SendError(
-                            Outcome.PERMANENT, "template", str(exc))))  # fmt: skip
+                        self._finish(
+                            claimed,
+                            _Result(error=SendError(Outcome.PERMANENT, "template", str(exc))),
+                        )
                         continue
                     transport = self.transport_for(claimed.channel)
                     in_flight[pool.submit(_call, transport, message)] = claimed
@@ -226,6 +242,10 @@ class Dispatcher:
             if gate is not None:
                 if self.journal.record_gate(row.id, gate.state, gate.reason, gate.not_before, now):
                     self._count_gate(row, gate)
+                    log.info(
+                        gate.reason,
+                        extra={"run_id": self.run_id, "reminder_id": row.id, "state": gate.state},
+                    )
                 continue
             claimed = self.journal.record_claim(row.id, self.run_id, now)
             if claimed is not None:

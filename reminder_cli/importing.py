@@ -36,8 +36,13 @@ def check_file(
         report.counts["rows"] += 1
         appointment_id = (row.values.get("appointment_id") or "").strip()
         if appointment_id in first_line:
-            problems.append(RowProblem(row.line, "appointment_id",
-                f"{appointment_id} is already on line {first_line[appointment_id]}"))  # fmt: skip
+            problems.append(
+                RowProblem(
+                    row.line,
+                    "appointment_id",
+                    f"{appointment_id} is already on line {first_line[appointment_id]}",
+                )
+            )
             continue
         if appointment_id:
             first_line[appointment_id] = row.line
@@ -77,10 +82,11 @@ def import_files(
         if problems and not skip_invalid:
             bad_rows = len({p.line for p in problems})
             raise InputError(
-                str(path), problems,
+                str(path),
+                problems,
                 f"{path}: {bad_rows} invalid row(s); nothing imported "
                 "(fix them, or import the rest with --skip-invalid)",
-            )  # fmt: skip
+            )
         report.problems.extend(lines)
         report.counts["invalid"] += len({p.line for p in problems})
         todo.extend(changed)

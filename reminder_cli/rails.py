@@ -76,14 +76,21 @@ def quiet_gate(
         return None
     end_local = period[1].astimezone(zone)
     if period[1] >= expires_at:
-        return Gate("expired", f"due in quiet hours; they end at {end_local:%H:%M} local time, "
-                               "after it stops being useful")  # fmt: skip
-    return Gate("pending", f"waiting for quiet hours to end at {end_local:%H:%M} local time",
-                period[1])  # fmt: skip
+        return Gate(
+            "expired",
+            f"due in quiet hours; they end at {end_local:%H:%M} local time, "
+            "after it stops being useful",
+        )
+    return Gate(
+        "pending", f"waiting for quiet hours to end at {end_local:%H:%M} local time", period[1]
+    )
 
 
 def cap_gate(sent_recently: int, cap: int) -> Gate | None:
     if cap and sent_recently >= cap:
-        return Gate("suppressed", f"recipient cap: {sent_recently} reminder(s) already went to "
-                                  f"this recipient in the last 24 hours (limit {cap})")  # fmt: skip
+        return Gate(
+            "suppressed",
+            f"recipient cap: {sent_recently} reminder(s) already went to "
+            f"this recipient in the last 24 hours (limit {cap})",
+        )
     return None

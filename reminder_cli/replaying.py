@@ -41,8 +41,14 @@ class ReplayRequest:
 
     @property
     def has_selector(self) -> bool:
-        return bool(self.ids or self.appointment or self.recipient or self.states
-                    or self.since or self.until)  # fmt: skip
+        return bool(
+            self.ids
+            or self.appointment
+            or self.recipient
+            or self.states
+            or self.since
+            or self.until
+        )
 
 
 @dataclass
@@ -125,8 +131,9 @@ def run_replay(
         report = Report()
         requested = []
         for reminder in chosen:
-            if journal.record_replay_request(reminder, run_id, request.operator, request.reason,
-                                             request.force, now):  # fmt: skip
+            if journal.record_replay_request(
+                reminder, run_id, request.operator, request.reason, request.force, now
+            ):
                 requested.append(reminder["id"])
             else:
                 report.problems.append(
@@ -134,8 +141,16 @@ def run_replay(
                     "(run the replay again to see why)"
                 )
         transports = Transports(config, transport_factory)
-        dispatcher = Dispatcher(journal, run_id, make_renderer(config), transports, settings,
-                                clock, stop, on_finish=on_finish)  # fmt: skip
+        dispatcher = Dispatcher(
+            journal,
+            run_id,
+            make_renderer(config),
+            transports,
+            settings,
+            clock,
+            stop,
+            on_finish=on_finish,
+        )
         dispatcher.report = report
         try:
             dispatcher.run(journal.load_due_rows(requested) if requested else [])

@@ -24,8 +24,12 @@ from reminder_cli.planner import is_gap, resolve_local
 REQUIRED = ("appointment_id", "name", "starts_at")
 OPTIONAL = ("email", "phone", "timezone", "status", "location", "clinician")
 EXTRA = "\0extra"  # key under which a row's surplus field count is kept
-STATUSES = {"scheduled": "scheduled", "": "scheduled", "cancelled": "cancelled",
-            "canceled": "cancelled"}  # fmt: skip
+STATUSES = {
+    "scheduled": "scheduled",
+    "": "scheduled",
+    "cancelled": "cancelled",
+    "canceled": "cancelled",
+}
 
 
 @dataclass(frozen=True)
@@ -66,9 +70,10 @@ def read_rows(path: Path, encoding: str) -> Iterator[Row]:
             if missing or not {"email", "phone"} & set(columns):
                 need = missing + ([] if {"email", "phone"} & set(columns) else ["email or phone"])
                 raise InputError(
-                    name, [RowProblem(1, "", f"missing column(s): {', '.join(need)}")],
+                    name,
+                    [RowProblem(1, "", f"missing column(s): {', '.join(need)}")],
                     f"{name}:1: the header lacks {', '.join(need)}; nothing imported",
-                )  # fmt: skip
+                )
             line = reader.line_num + 1
             for fields in reader:
                 if any(f.strip() for f in fields):
@@ -79,10 +84,11 @@ def read_rows(path: Path, encoding: str) -> Iterator[Row]:
                 line = reader.line_num + 1
     except UnicodeDecodeError as exc:
         raise InputError(
-            name, [],
+            name,
+            [],
             f"{name}: not valid {encoding} (byte {exc.start}); if a spreadsheet saved it, "
             "try --encoding cp1252",
-        ) from None  # fmt: skip
+        ) from None
     except csv.Error as exc:
         raise InputError(name, [], f"{name}: not a readable CSV file: {exc}") from None
     except OSError as exc:
@@ -162,10 +168,18 @@ def check_row(row: Row, defaults: Defaults) -> Appointment | list[RowProblem]:
     if problems or starts_at is None or status is None:
         return problems
     return Appointment(
-        id=v["appointment_id"], name=v["name"], email=email, phone=phone, starts_at=starts_at,
-        timezone=zone_name, status=status, location=v["location"], clinician=v["clinician"],
-        sms_ok=not sms_problem, sms_problem=sms_problem,
-    )  # fmt: skip
+        id=v["appointment_id"],
+        name=v["name"],
+        email=email,
+        phone=phone,
+        starts_at=starts_at,
+        timezone=zone_name,
+        status=status,
+        location=v["location"],
+        clinician=v["clinician"],
+        sms_ok=not sms_problem,
+        sms_problem=sms_problem,
+    )
 
 
 def with_hash(appointment: Appointment, digest: str) -> Appointment:

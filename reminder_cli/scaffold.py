@@ -62,41 +62,139 @@ stale_lock_after = "30m"         # a lock held longer is reported (exit 75)
 
 DEMO_PEOPLE = [
     # (name, email, phone, hours from now, status, location, clinician)
-    ("Avery Lindqvist", "avery@patients.example", "(312) 555-0142", 20, "scheduled", "Room 2",
-     "Dr. Okafor"),
+    (
+        "Avery Lindqvist",
+        "avery@patients.example",
+        "(312) 555-0142",
+        20,
+        "scheduled",
+        "Room 2",
+        "Dr. Okafor",
+    ),
     ("Brook Tanaka", "brook@patients.example", "", 21, "scheduled", "Room 1", "Dr. Okafor"),
     ("Cam Ferreira", "", "+1 312 555 0177", 22, "scheduled", "Room 2", "Dr. Patel"),
-    ("Dana O'Connell", "dana@patients.example", "312.555.0190", 1.5, "scheduled", "Telehealth",
-     "Dr. Patel"),
-    ("Émile Durand", "emile@patients.example", "+1-312-555-0111", 19, "cancelled", "Room 3",
-     "Dr. Okafor"),
-    ("Fatima Al-Sayed", "fatima@patients.example", "3125550123", 23, "scheduled", "Room 1",
-     "Dr. Nguyen"),
-    ("Gus Halvorsen", "gus@patients.example", "(312) 555-0166", 30, "scheduled", "Room 2",
-     "Dr. Nguyen"),
+    (
+        "Dana O'Connell",
+        "dana@patients.example",
+        "312.555.0190",
+        1.5,
+        "scheduled",
+        "Telehealth",
+        "Dr. Patel",
+    ),
+    (
+        "Émile Durand",
+        "emile@patients.example",
+        "+1-312-555-0111",
+        19,
+        "cancelled",
+        "Room 3",
+        "Dr. Okafor",
+    ),
+    (
+        "Fatima Al-Sayed",
+        "fatima@patients.example",
+        "3125550123",
+        23,
+        "scheduled",
+        "Room 1",
+        "Dr. Nguyen",
+    ),
+    (
+        "Gus Halvorsen",
+        "gus@patients.example",
+        "(312) 555-0166",
+        30,
+        "scheduled",
+        "Room 2",
+        "Dr. Nguyen",
+    ),
     ("Hana Kowalczyk", "hana@patients.example", "", 44, "scheduled", "Telehealth", "Dr. Patel"),
-    ("Ines Mbeki", "ines@patients.example", "+1 (212) 555-0148", 50, "scheduled", "Telehealth",
-     "Dr. Okafor"),
-    ("Jonah Weiss", "jonah@patients.example", "(312) 555-0109", 52, "cancelled", "Room 1",
-     "Dr. Nguyen"),
+    (
+        "Ines Mbeki",
+        "ines@patients.example",
+        "+1 (212) 555-0148",
+        50,
+        "scheduled",
+        "Telehealth",
+        "Dr. Okafor",
+    ),
+    (
+        "Jonah Weiss",
+        "jonah@patients.example",
+        "(312) 555-0109",
+        52,
+        "cancelled",
+        "Room 1",
+        "Dr. Nguyen",
+    ),
     ("Kiri Te Ao", "kiri@patients.example", "", 70, "scheduled", "Telehealth", "Dr. Patel"),
-    ("Lúcia Gonçalves", "lucia@patients.example", "(312) 555-0135", 74, "scheduled", "Room 3",
-     "Dr. Okafor"),
-    ("Mateo Rossi", "mateo@patients.example", "(312) 555-0156", 96, "scheduled", "Room 1",
-     "Dr. Patel"),
-    ("Nora Haddad", "nora@patients.example", "(312) 555-0181", 98, "scheduled", "Room 2",
-     "Dr. Nguyen"),
+    (
+        "Lúcia Gonçalves",
+        "lucia@patients.example",
+        "(312) 555-0135",
+        74,
+        "scheduled",
+        "Room 3",
+        "Dr. Okafor",
+    ),
+    (
+        "Mateo Rossi",
+        "mateo@patients.example",
+        "(312) 555-0156",
+        96,
+        "scheduled",
+        "Room 1",
+        "Dr. Patel",
+    ),
+    (
+        "Nora Haddad",
+        "nora@patients.example",
+        "(312) 555-0181",
+        98,
+        "scheduled",
+        "Room 2",
+        "Dr. Nguyen",
+    ),
     ("Omar Farouk", "omar@patients.example", "", 100, "scheduled", "Room 3", "Dr. Okafor"),
-    ("Priya Raman", "priya@patients.example", "(312) 555-0127", 120, "scheduled", "Telehealth",
-     "Dr. Patel"),
-    ("Quinn Byrne", "quinn@patients.example", "(312) 555-0193", 122, "scheduled", "Room 1",
-     "Dr. Nguyen"),
-    ("Rosa Jiménez", "rosa@patients.example", "(312) 555-0114", 0.5, "scheduled", "Room 2",
-     "Dr. Okafor"),
-    ("Sam Whitfield", "sam@patients.example", "(312) 555-0175", 140, "scheduled", "Room 3",
-     "Dr. Patel"),
+    (
+        "Priya Raman",
+        "priya@patients.example",
+        "(312) 555-0127",
+        120,
+        "scheduled",
+        "Telehealth",
+        "Dr. Patel",
+    ),
+    (
+        "Quinn Byrne",
+        "quinn@patients.example",
+        "(312) 555-0193",
+        122,
+        "scheduled",
+        "Room 1",
+        "Dr. Nguyen",
+    ),
+    (
+        "Rosa Jiménez",
+        "rosa@patients.example",
+        "(312) 555-0114",
+        0.5,
+        "scheduled",
+        "Room 2",
+        "Dr. Okafor",
+    ),
+    (
+        "Sam Whitfield",
+        "sam@patients.example",
+        "(312) 555-0175",
+        140,
+        "scheduled",
+        "Room 3",
+        "Dr. Patel",
+    ),
     ("", "tess@patients.example", "", 21.5, "scheduled", "Room 1", "Dr. Nguyen"),
-]  # fmt: skip
+]
 
 
 def write_config(directory: Path, name: str, timezone: str) -> Path:
@@ -115,13 +213,34 @@ def write_demo_csv(path: Path, now: datetime, timezone: str) -> Path:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
         out = csv.writer(handle)
-        out.writerow(["appointment_id", "name", "email", "phone", "starts_at", "timezone",
-                      "status", "location", "clinician"])  # fmt: skip
+        out.writerow(
+            [
+                "appointment_id",
+                "name",
+                "email",
+                "phone",
+                "starts_at",
+                "timezone",
+                "status",
+                "location",
+                "clinician",
+            ]
+        )
         for number, person in enumerate(DEMO_PEOPLE, start=1):
             name, email, phone, hours, status, location, clinician = person
             start = (now + timedelta(hours=hours)).astimezone(zone)
             start = start.replace(minute=start.minute - start.minute % 15, second=0, microsecond=0)
-            out.writerow([f"DEMO-{number:03}", name, email, phone,
-                          start.isoformat(timespec="minutes"), timezone,
-                          status, location, clinician])  # fmt: skip
+            out.writerow(
+                [
+                    f"DEMO-{number:03}",
+                    name,
+                    email,
+                    phone,
+                    start.isoformat(timespec="minutes"),
+                    timezone,
+                    status,
+                    location,
+                    clinician,
+                ]
+            )
     return path

@@ -105,6 +105,7 @@ MIGRATIONS: tuple[str, ...] = (
         requested_at TEXT NOT NULL
     );
     CREATE INDEX replays_by_reminder ON replays (reminder_id);
+    CREATE INDEX appointments_without_sms ON appointments (starts_at) WHERE sms_ok = 0;
     ALTER TABLE dispatches ADD COLUMN delivery_status TEXT;
     ALTER TABLE dispatches ADD COLUMN delivery_error TEXT;
     ALTER TABLE dispatches ADD COLUMN status_checked_at TEXT;

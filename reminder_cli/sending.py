@@ -103,8 +103,9 @@ def send_due(
             report.counts["expired"] += journal.record_expired_due(now)
             dispatcher.run(due_rows(journal, clock))
         except BaseException as exc:
-            journal.record_run_end(run_id, "crashed", f"{type(exc).__name__}: {exc}",
-                                   report.counts, clock())  # fmt: skip
+            journal.record_run_end(
+                run_id, "crashed", f"{type(exc).__name__}: {exc}", report.counts, clock()
+            )
             raise
         finally:
             transports.close()

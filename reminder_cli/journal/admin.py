@@ -38,9 +38,14 @@ class AdminQueries(JournalBase):
         )
 
     def record_replay_request(
-        self, reminder: dict[str, Any], run_id: int, operator: str, reason: str, forced: bool,
+        self,
+        reminder: dict[str, Any],
+        run_id: int,
+        operator: str,
+        reason: str,
+        forced: bool,
         now: datetime,
-    ) -> bool:  # fmt: skip
+    ) -> bool:
         """Put a reminder back to pending, due now, with a record of who asked and why.
 
         Compare-and-set on the state it was seen in; the replay may go out until the
@@ -50,17 +55,30 @@ class AdminQueries(JournalBase):
             cursor = self.db.execute(
                 """UPDATE reminders SET state = 'pending', not_before = ?, expires_at = ?,
                        reason = ?, updated_at = ? WHERE id = ? AND state = ?""",
-                [iso(now), reminder["appointment_starts_at"], f"replay requested by {operator}",
-                 iso(now), reminder["id"], reminder["state"]],
-            )  # fmt: skip
+                [
+                    iso(now),
+                    reminder["appointment_starts_at"],
+                    f"replay requested by {operator}",
+                    iso(now),
+                    reminder["id"],
+                    reminder["state"],
+                ],
+            )
             if cursor.rowcount != 1:
                 return False
             self.db.execute(
                 """INSERT INTO replays (reminder_id, run_id, operator, reason, forced,
                        from_state, requested_at) VALUES (?, ?, ?, ?, ?, ?, ?)""",
-                [reminder["id"], run_id, operator, reason, int(forced), reminder["state"],
-                 iso(now)],
-            )  # fmt: skip
+                [
+                    reminder["id"],
+                    run_id,
+                    operator,
+                    reason,
+                    int(forced),
+                    reminder["state"],
+                    iso(now),
+                ],
+            )
         return True
 
     def list_dispatches_of(self, reminder_id: int) -> list[dict[str, Any]]:

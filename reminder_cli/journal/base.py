@@ -39,6 +39,7 @@ class JournalBase:
 
     def __init__(self, db: sqlite_utils.Database, path: Path) -> None:
         self.db, self.path = db, path
+        self.migrated_from: int | None = None  # the schema it had, if this open migrated it
 
     @classmethod
     def open(cls, path: Path, *, create: bool = True) -> Self:
@@ -83,6 +84,8 @@ class JournalBase:
                 f"journal schema {version} is newer than this program knows "
                 f"({len(MIGRATIONS)}); upgrade reminder-cli",
             )
+        if 0 < version < len(MIGRATIONS):
+            self.migrated_from = version
         for number, sql in enumerate(MIGRATIONS[version:], start=version + 1):
             with self.db.atomic():
                 for statement in filter(str.strip, sql.split(";")):

@@ -48,11 +48,18 @@ class DispatchQueries(JournalBase):
             """UPDATE runs SET finished_at = ?, outcome = ?, reason = ?, sent = ?, failed = ?,
                    unknown = ?, retrying = ?, suppressed = ?, expired = ? WHERE id = ?""",
             [
-                iso(now), outcome, reason, counts.get("sent", 0), counts.get("failed", 0),
-                counts.get("unknown", 0), counts.get("retrying", 0), counts.get("suppressed", 0),
-                counts.get("expired", 0), run_id,
+                iso(now),
+                outcome,
+                reason,
+                counts.get("sent", 0),
+                counts.get("failed", 0),
+                counts.get("unknown", 0),
+                counts.get("retrying", 0),
+                counts.get("suppressed", 0),
+                counts.get("expired", 0),
+                run_id,
             ],
-        )  # fmt: skip
+        )
 
     def record_sweep(self, run_id: int, now: datetime) -> list[dict[str, Any]]:
         """Move reminders left `sending` by a dead run to `unknown`; return them.
@@ -119,9 +126,13 @@ class DispatchQueries(JournalBase):
         return int(row[0])
 
     def record_gate(
-        self, reminder_id: int, state: str, reason: str, not_before: datetime | None,
+        self,
+        reminder_id: int,
+        state: str,
+        reason: str,
+        not_before: datetime | None,
         now: datetime,
-    ) -> bool:  # fmt: skip
+    ) -> bool:
         """A rail's decision for a pending reminder: defer, expire or suppress it."""
         cursor = self.db.execute(
             """UPDATE reminders SET state = ?, reason = ?, updated_at = ?,
@@ -176,15 +187,27 @@ class DispatchQueries(JournalBase):
                 [appointment_id],
             ).fetchone()
         appointment = Appointment(
-            id=appt[0], name=appt[1], email=appt[2], phone=appt[3],
-            starts_at=parse_iso(appt[4]), timezone=appt[5], status=appt[6], location=appt[7],
+            id=appt[0],
+            name=appt[1],
+            email=appt[2],
+            phone=appt[3],
+            starts_at=parse_iso(appt[4]),
+            timezone=appt[5],
+            status=appt[6],
+            location=appt[7],
             clinician=appt[8],
-        )  # fmt: skip
+        )
         return Claimed(
-            reminder_id=reminder_id, dispatch_id=int(cursor.lastrowid or 0), attempt=attempts,
-            rule=rule, channel=channel, recipient=recipient, due_at=parse_iso(due_at),
-            expires_at=parse_iso(expires_at), appointment=appointment,
-        )  # fmt: skip
+            reminder_id=reminder_id,
+            dispatch_id=int(cursor.lastrowid or 0),
+            attempt=attempts,
+            rule=rule,
+            channel=channel,
+            recipient=recipient,
+            due_at=parse_iso(due_at),
+            expires_at=parse_iso(expires_at),
+            appointment=appointment,
+        )
 
     def record_finish(
         self,
@@ -204,15 +227,27 @@ class DispatchQueries(JournalBase):
             self.db.execute(
                 """UPDATE dispatches SET finished_at = ?, outcome = ?, provider_id = ?,
                        error_code = ?, error_message = ?, detail = ? WHERE id = ?""",
-                [stamp, error.outcome.value if error else Outcome.SENT.value, provider_id,
-                 error.code if error else None, error.text if error else None, detail,
-                 claimed.dispatch_id],
-            )  # fmt: skip
+                [
+                    stamp,
+                    error.outcome.value if error else Outcome.SENT.value,
+                    provider_id,
+                    error.code if error else None,
+                    error.text if error else None,
+                    detail,
+                    claimed.dispatch_id,
+                ],
+            )
             self.db.execute(
                 """UPDATE reminders SET state = ?, reason = ?, updated_at = ?,
                        provider_id = COALESCE(?, provider_id),
                        not_before = COALESCE(?, not_before)
                    WHERE id = ? AND state = 'sending'""",
-                [state.value, reason, stamp, provider_id,
-                 iso(not_before) if not_before else None, claimed.reminder_id],
-            )  # fmt: skip
+                [
+                    state.value,
+                    reason,
+                    stamp,
+                    provider_id,
+                    iso(not_before) if not_before else None,
+                    claimed.reminder_id,
+                ],
+            )

@@ -30,11 +30,22 @@ class PlanningQueries(JournalBase):
                    sms_ok = excluded.sms_ok, sms_problem = excluded.sms_problem,
                    source_hash = excluded.source_hash, updated_at = excluded.updated_at""",
             [
-                appt.id, appt.name, appt.email, appt.phone, iso(appt.starts_at), appt.timezone,
-                appt.status, appt.location, appt.clinician, int(appt.sms_ok), appt.sms_problem,
-                appt.source_hash, iso(now), iso(now),
+                appt.id,
+                appt.name,
+                appt.email,
+                appt.phone,
+                iso(appt.starts_at),
+                appt.timezone,
+                appt.status,
+                appt.location,
+                appt.clinician,
+                int(appt.sms_ok),
+                appt.sms_problem,
+                appt.source_hash,
+                iso(now),
+                iso(now),
             ],
-        )  # fmt: skip
+        )
 
     def list_reminders_of(self, appointment_id: str) -> list[dict[str, Any]]:
         return list(
@@ -44,19 +55,33 @@ class PlanningQueries(JournalBase):
         )
 
     def record_planned(
-        self, appointment_id: str, starts_at: datetime, plan: PlannedReminder, state: State,
-        reason: str, now: datetime,
-    ) -> None:  # fmt: skip
+        self,
+        appointment_id: str,
+        starts_at: datetime,
+        plan: PlannedReminder,
+        state: State,
+        reason: str,
+        now: datetime,
+    ) -> None:
         self.db.execute(
             """INSERT INTO reminders (appointment_id, rule, channel, recipient, starts_at, due_at,
                    expires_at, not_before, state, reason, created_at, updated_at)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             [
-                appointment_id, plan.rule, plan.channel, plan.recipient, iso(starts_at),
-                iso(plan.due_at), iso(plan.expires_at), iso(plan.due_at), state.value, reason,
-                iso(now), iso(now),
+                appointment_id,
+                plan.rule,
+                plan.channel,
+                plan.recipient,
+                iso(starts_at),
+                iso(plan.due_at),
+                iso(plan.expires_at),
+                iso(plan.due_at),
+                state.value,
+                reason,
+                iso(now),
+                iso(now),
             ],
-        )  # fmt: skip
+        )
 
     def record_replanned(
         self, reminder_id: int, plan: PlannedReminder, state: State, reason: str, now: datetime
@@ -66,10 +91,15 @@ class PlanningQueries(JournalBase):
             """UPDATE reminders SET due_at = ?, expires_at = ?, not_before = ?, state = ?,
                    reason = ?, updated_at = ? WHERE id = ? AND state = 'cancelled'""",
             [
-                iso(plan.due_at), iso(plan.expires_at), iso(plan.due_at), state.value, reason,
-                iso(now), reminder_id,
+                iso(plan.due_at),
+                iso(plan.expires_at),
+                iso(plan.due_at),
+                state.value,
+                reason,
+                iso(now),
+                reminder_id,
             ],
-        )  # fmt: skip
+        )
 
     def record_cancelled(self, reminder_id: int, reason: str, now: datetime) -> bool:
         """Cancel a reminder if it is still pending; True if it was."""

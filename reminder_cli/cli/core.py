@@ -1,106 +1,14 @@
-"""The command line: parses options, builds the pieces, calls one use case per command,
-prints the result and picks the exit code. No logic of its own.
-"""
+"""The everyday commands: init, import, send-due, status."""
 
 from __future__ import annotations
 
 import os
-import signal
-import threading
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import click
 
-from reminder_cli import __version__
-from reminder_cli.errors import ConfigError, ExitCode, InputError, ReminderError
-
-EXIT_CODES = """\b
-Exit codes:
-  0   did what was asked (send-due: also "another run holds the lock")
-  1   ran, but some reminders failed, are in doubt or wait for a retry
-      (status --check: warning)
-  2   usage, configuration or input error; nothing was changed
-      (status --check: critical)
-  75  send-due: the lock holder has held it longer than stale_lock_after"""
-
-
-def now() -> datetime:
-    """The one place that reads the clock."""
-    return datetime.now(UTC)
-
-
-class App:
-    """What the commands share: where the config and journal are, loaded on first use."""
-
-    def __init__(self, config_path: Path | None, db_path: Path | None) -> None:
-        self.config_path, self.db_path = config_path, db_path
-        self._config: Any = None
-
-    def config(self) -> Any:
-        from reminder_cli.config import load_config
-
-        if self._config is None:
-            path = self.config_path or Path("reminder.toml")
-            if self.config_path is None and not path.exists():
-                raise ConfigError(
-                    str(path), "", "no config file here; give --config PATH or run `reminder init`"
-                )
-            self._config = load_config(path, os.environ)
-        return self._config
-
-    def journal(self, create: bool = True) -> Any:
-        from reminder_cli.journal import Journal
-
-        return Journal.open(self.db_path or self.config().journal_path, create=create)
-
-
-class Group(click.Group):
-    """Turns our errors into one line on stderr and the documented exit code."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        from reminder_cli.output import errors
-
-        try:
-            return super().invoke(ctx)
-        except InputError as exc:
-            errors([p.describe(exc.filename) for p in exc.problems] + [str(exc)])
-            raise click.exceptions.Exit(exc.exit_code) from None
-        except ReminderError as exc:
-            errors([f"reminder: {exc}"])
-            raise click.exceptions.Exit(exc.exit_code) from None
-
-
-pass_app = click.make_pass_decorator(App)
-
-
-@click.group(cls=Group, epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="reminder")
-@click.option(
-    "--config",
-    "config_path",
-    envvar="REMINDER_CONFIG",
-    metavar="PATH",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Config file [env REMINDER_CONFIG; default ./reminder.toml].",
-)
-@click.option(
-    "--db",
-    "db_path",
-    envvar="REMINDER_DB",
-    metavar="PATH",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Journal file, overriding the config [env REMINDER_DB].",
-)
-@click.pass_context
-def cli(ctx: click.Context, config_path: Path | None, db_path: Path | None) -> None:
-    """Appointment reminders by email and SMS, sent from cron at most once.
-
-    Import appointments, let cron run `reminder send-due` every 5 minutes, and see what
-    happened to every reminder with `reminder status`.
-    """
-    ctx.obj = App(config_path, db_path)
+from reminder_cli.cli import App, cli, now, pass_app, stop_on_signals
+from reminder_cli.errors import ConfigError, ExitCode
 
 
 @cli.command()
@@ -172,17 +80,6 @@ def import_(app: App, files: tuple[Path, ...], encoding: str, skip_invalid: bool
         raise click.exceptions.Exit(ExitCode.PROBLEMS)
 
 
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-
-    def handler(signum: int, frame: object) -> None:
-        stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, handler)
-    return stop
-
-
 @cli.command("send-due")
 @click.option(
     "--time-budget",
@@ -204,7 +101,7 @@ def send_due(app: App, time_budget: float | None, workers: int | None) -> None:
     config = app.config()
     journal = app.journal()
     result = run(
-        journal, config, now, settings_from(config, workers, time_budget), stop=_stop_on_signals()
+        journal, config, now, settings_from(config, workers, time_budget), stop=stop_on_signals()
     )
     if result.lock_busy:
         if result.lock_stale:
@@ -219,15 +116,30 @@ def send_due(app: App, time_budget: float | None, workers: int | None) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON object (see the README).")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="One summary line; exit 0 ok, 1 warning, 2 critical (for monitoring).",
+)
 @pass_app
-def status(app: App, as_json: bool) -> None:
-    """What the journal says: counts by state, in-doubt reminders, last run, lock holder."""
-    from reminder_cli.output import print_json, print_status
-    from reminder_cli.status import load_status
+def status(app: App, as_json: bool, check: bool) -> None:
+    """What the journal says: warnings, counts by state, due and in-doubt reminders, last
+    runs, failures, suppressed and expired reminders, data-quality problems, the lock."""
+    from reminder_cli.output import print_json
+    from reminder_cli.output.status_view import print_status
+    from reminder_cli.status import Thresholds, check_verdict, load_status
 
-    data = load_status(app.journal(create=False), now())
+    config = app.config() if app.db_path is None or app.config_path else None
+    delivery = config.delivery if config else None
+    thresholds = (
+        Thresholds(cron_interval=delivery.cron_interval, stale_lock_after=delivery.stale_lock_after)
+        if delivery
+        else Thresholds()
+    )
+    journal = app.journal(create=False)
+    data = load_status(journal, now(), thresholds, journal.migrated_from)
+    if check:
+        level, line = check_verdict(data)
+        click.echo(line)
+        raise click.exceptions.Exit(level)
     print_json(data) if as_json else print_status(data)
-
-
-def main() -> None:
-    cli(prog_name="reminder")

@@ -1,0 +1,145 @@
+"""The command line: parses options, builds the pieces, calls one use case per command,
+prints the result and picks the exit code. No logic of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reminder_cli import __version__
+from reminder_cli.errors import ConfigError, InputError, ReminderError
+
+EXIT_CODES = """\b
+Exit codes:
+  0   did what was asked (send-due: also "another run holds the lock")
+  1   ran, but some reminders failed, are in doubt or wait for a retry
+      (status --check: warning)
+  2   usage, configuration or input error; nothing was changed
+      (status --check: critical)
+  75  send-due: the lock holder has held it longer than stale_lock_after"""
+
+
+def now() -> datetime:
+    """The one place that reads the clock."""
+    return datetime.now(UTC)
+
+
+class App:
+    """What the commands share: where the config and journal are, loaded on first use."""
+
+    def __init__(self, config_path: Path | None, db_path: Path | None) -> None:
+        self.config_path, self.db_path = config_path, db_path
+        self._config: Any = None
+
+    def config(self) -> Any:
+        from reminder_cli.config import load_config
+
+        if self._config is None:
+            path = self.config_path or Path("reminder.toml")
+            if self.config_path is None and not path.exists():
+                raise ConfigError(
+                    str(path), "", "no config file here; give --config PATH or run `reminder init`"
+                )
+            self._config = load_config(path, os.environ)
+        return self._config
+
+    def journal(self, create: bool = True) -> Any:
+        from reminder_cli.journal import Journal
+
+        return Journal.open(self.db_path or self.config().journal_path, create=create)
+
+
+class Group(click.Group):
+    """Turns our errors into one line on stderr and the documented exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from reminder_cli.output import errors
+
+        try:
+            return super().invoke(ctx)
+        except InputError as exc:
+            errors([p.describe(exc.filename) for p in exc.problems] + [str(exc)])
+            raise click.exceptions.Exit(exc.exit_code) from None
+        except ReminderError as exc:
+            errors([f"reminder: {exc}"])
+            raise click.exceptions.Exit(exc.exit_code) from None
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+@click.group(cls=Group, epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="reminder")
+@click.option(
+    "--config",
+    "config_path",
+    envvar="REMINDER_CONFIG",
+    metavar="PATH",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Config file [env REMINDER_CONFIG; default ./reminder.toml].",
+)
+@click.option(
+    "--db",
+    "db_path",
+    envvar="REMINDER_DB",
+    metavar="PATH",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Journal file, overriding the config [env REMINDER_DB].",
+)
+@click.pass_context
+@click.option("-v", "--verbose", is_flag=True, help="Log each step on stderr.")
+@click.option(
+    "--log-file",
+    metavar="PATH",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Append JSON-lines logs here (no message bodies, no secrets).",
+)
+def cli(
+    ctx: click.Context,
+    config_path: Path | None,
+    db_path: Path | None,
+    verbose: bool,
+    log_file: Path | None,
+) -> None:
+    """Appointment reminders by email and SMS, sent from cron at most once.
+
+    Import appointments, let cron run `reminder send-due` every 5 minutes, and see what
+    happened to every reminder with `reminder status`.
+    """
+    from reminder_cli.logs import configure
+
+    configure(verbose, log_file)
+    ctx.obj = App(config_path, db_path)
+
+
+def operator() -> str:
+    """Who is at the keyboard, for the journal: SUDO_USER, else USER."""
+    return os.environ.get("SUDO_USER") or os.environ.get("USER") or "unknown"
+
+
+def stop_on_signals() -> threading.Event:
+    """SIGTERM and SIGINT stop claiming new work; in-flight sends finish and are recorded."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handler)
+    return stop
+
+
+def main() -> None:
+    cli(prog_name="reminder")
+
+
+from reminder_cli.cli import admin, core  # noqa: E402  (registers the commands)
+
+__all__ = ["admin", "cli", "core", "main"]

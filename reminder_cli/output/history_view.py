@@ -1,0 +1,101 @@
+"""`show`: a reminder's story, and `replay`'s preview and summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reminder_cli.dispatch import Report
+from reminder_cli.output import console, is_terminal, table
+
+
+def print_history(story: list[dict[str, Any]]) -> None:
+    out = console()
+    for item in story:
+        r, appt = item["reminder"], item["appointment"]
+        out.print(
+            f"Reminder {r['id']}: {r['channel']} to {r['recipient']}, rule {r['rule']}, "
+            f"state {r['state']}" + (f" ({r['reason']})" if r["reason"] else "")
+        )
+        out.print(
+            f"  appointment {appt['id']}: {appt['name'] or '(no name)'}, starts "
+            f"{appt['starts_at']} ({appt['timezone']}), {appt['status']}"
+            + (f", {appt['location']}" if appt["location"] else "")
+            + (f", {appt['clinician']}" if appt["clinician"] else "")
+        )
+        out.print(
+            f"  plan: due {r['due_at']}, useful until {r['expires_at']}, "
+            f"next attempt not before {r['not_before']}, attempts {r['attempts']}"
+        )
+        attempts = table(
+            "  attempts", "#", "run", "claimed", "finished", "outcome", "provider id", "error"
+        )
+        for d in item["attempts"]:
+            error = f"{d['error_code']}: {d['error_message']}" if d["error_code"] else ""
+            attempts.add_row(
+                str(d["attempt"]),
+                str(d["run_id"]),
+                d["claimed_at"],
+                d["finished_at"] or "-",
+                d["outcome"] or "in flight",
+                d["provider_id"] or "",
+                error,
+            )
+        if item["attempts"]:
+            out.print(attempts)
+        else:
+            out.print("  no attempt yet")
+        for p in item["replays"]:
+            out.print(
+                f"  replay requested {p['requested_at']} by {p['operator']}"
+                + (" (forced)" if p["forced"] else "")
+                + f" from state {p['from_state']}: {p['reason'] or 'no reason given'}"
+            )
+        out.print()
+
+
+def print_replay_preview(
+    chosen: list[dict[str, Any]], refused: list[tuple[dict[str, Any], str]]
+) -> None:
+    out = console()
+    if chosen:
+        grid = table(
+            f"Would send {len(chosen)} reminder(s)",
+            "id",
+            "channel",
+            "to",
+            "patient",
+            "appointment",
+            "starts",
+            "state",
+        )
+        for r in chosen:
+            grid.add_row(
+                str(r["id"]),
+                r["channel"],
+                r["recipient"],
+                r["name"] or "-",
+                r["appointment_id"],
+                r["appointment_starts_at"],
+                r["state"],
+            )
+        out.print(grid)
+    else:
+        out.print("Nothing to send.")
+    if refused:
+        grid = table(f"Refused {len(refused)} reminder(s)", "id", "channel", "to", "why not")
+        for r, why in refused:
+            grid.add_row(str(r["id"]), r["channel"], r["recipient"], why)
+        out.print(grid)
+
+
+def print_replay_summary(report: Report, run_id: int) -> None:
+    c = report.counts
+    line = (
+        f"Replay run #{run_id}: sent {c['sent']}, failed {c['failed']}, in doubt "
+        f"{c['unknown']}, retrying {c['retrying']}, suppressed {c['suppressed']}, "
+        f"waiting for quiet hours to end {c['deferred']}"
+    )
+    if is_terminal():
+        console().print(line)
+    else:
+        print(line)

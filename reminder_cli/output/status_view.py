@@ -1,0 +1,169 @@
+"""`status` for people: rich tables on a terminal, greppable `key value` lines otherwise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reminder_cli.output import console, is_terminal, table
+
+
+def _plain(status: dict[str, Any]) -> None:
+    for w in status["warnings"]:
+        print(f"{w['level']} {w['text']}")
+    for p in status["paused"]:
+        print(f"paused channel={p['channel']} by={p['by']} since={p['since']} reason={p['reason']}")
+    print(f"journal {status['journal']}")
+    print("counts " + " ".join(f"{state}={n}" for state, n in status["counts"].items()))
+    print(f"due_now {status['due_now']}")
+    print(f"next_due_at {status['next_due_at'] or '-'}")
+    for r in status["in_doubt"]:
+        print(
+            f"in_doubt id={r['id']} channel={r['channel']} recipient={r['recipient']} "
+            f"claimed_at={r['claimed_at'] or '-'} reason={r['reason']}"
+        )
+    for run in status["runs"]:
+        print(
+            " ".join(
+                f"run_{k}={run.get(k, '-')}"
+                for k in (
+                    "id",
+                    "kind",
+                    "started_at",
+                    "duration_s",
+                    "outcome",
+                    "sent",
+                    "failed",
+                    "unknown",
+                    "suppressed",
+                    "expired",
+                )
+            )
+            + (f" reason={run['reason']}" if run["reason"] else "")
+        )
+    for key in ("recent_failures", "suppressed", "expired"):
+        for r in status[key]:
+            print(
+                f"{key.rstrip('s') if key != 'recent_failures' else 'failed'} id={r['id']} "
+                f"channel={r['channel']} recipient={r['recipient']} reason={r['reason']}"
+            )
+    quality = status["data_quality"]
+    for a in quality["cannot_take_sms"]:
+        print(f"no_sms appointment={a['appointment_id']} reason={a['reason']}")
+    for o in quality["opted_out"]:
+        print(f"opted_out recipient={o['recipient']} since={o['since']}")
+    for b in quality["bounced"]:
+        print(
+            f"bounced recipient={b['recipient']} reminder={b['reminder_id']} reason={b['reason']}"
+        )
+    lock = status["lock"]
+    print(
+        f"lock held={str(lock['held']).lower()} pid={lock['pid'] or '-'} "
+        f"since={lock['since'] or '-'}"
+    )
+
+
+def print_status(status: dict[str, Any]) -> None:
+    if not is_terminal():
+        _plain(status)
+        return
+    out = console()
+    for p in status["paused"]:
+        out.print(
+            f"PAUSED ({p['channel']}) by {p['by']} since {p['since']}: {p['reason']}",
+            style="bold red",
+        )
+    for w in status["warnings"]:
+        out.print(
+            f"{w['level'].upper()}: {w['text']}",
+            style="red" if w["level"] == "critical" else "yellow",
+        )
+    counts = table(f"Reminders in {status['journal']}", "state", "count")
+    for state, count in status["counts"].items():
+        counts.add_row(state, str(count))
+    out.print(counts)
+    out.print(f"Due now: {status['due_now']}    Next due: {status['next_due_at'] or 'nothing'}")
+    if status["in_doubt"]:
+        doubt = table(
+            "In doubt (the provider may have them)",
+            "id",
+            "channel",
+            "recipient",
+            "claimed at",
+            "why",
+        )
+        for r in status["in_doubt"]:
+            doubt.add_row(
+                str(r["id"]), r["channel"], r["recipient"], r["claimed_at"] or "-", r["reason"]
+            )
+        out.print(doubt)
+    if status["runs"]:
+        runs = table(
+            "Last runs",
+            "run",
+            "kind",
+            "started",
+            "took",
+            "sent",
+            "failed",
+            "in doubt",
+            "suppressed",
+            "expired",
+            "ended",
+        )
+        for run in status["runs"]:
+            ended = run["outcome"] + (f": {run['reason']}" if run["reason"] else "")
+            took = f"{run['duration_s']}s" if "duration_s" in run else "-"
+            runs.add_row(
+                str(run["id"]),
+                run["kind"],
+                run["started_at"],
+                took,
+                str(run["sent"]),
+                str(run["failed"]),
+                str(run["unknown"]),
+                str(run["suppressed"]),
+                str(run["expired"]),
+                ended,
+            )
+        out.print(runs)
+    else:
+        out.print("No run yet.")
+    for key, title in (
+        ("recent_failures", "Recent failures"),
+        ("suppressed", "Suppressed"),
+        ("expired", "Expired in the last day"),
+    ):
+        if status[key]:
+            grid = table(title, "id", "appointment", "channel", "recipient", "why")
+            for r in status[key]:
+                grid.add_row(
+                    str(r["id"]), r["appointment_id"], r["channel"], r["recipient"], r["reason"]
+                )
+            out.print(grid)
+    _print_quality(status["data_quality"])
+    lock = status["lock"]
+    out.print(
+        f"Lock: held by pid {lock['pid']} since {lock['since']}" if lock["held"] else "Lock: free"
+    )
+
+
+def _print_quality(quality: dict[str, Any]) -> None:
+    rows = [
+        (
+            "cannot take SMS" + (", no usable contact" if a["no_usable_contact"] else ""),
+            a["appointment_id"],
+            a["phone"],
+            a["reason"],
+        )
+        for a in quality["cannot_take_sms"]
+    ]
+    rows += [("opted out", "-", o["recipient"], o["reason"]) for o in quality["opted_out"]]
+    rows += [
+        ("bounced", f"reminder {b['reminder_id']}", b["recipient"], b["reason"])
+        for b in quality["bounced"]
+    ]
+    if rows:
+        grid = table("Data quality", "problem", "where", "contact", "detail")
+        for row in rows:
+            grid.add_row(*row)
+        console().print(grid)
