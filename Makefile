@@ -3,18 +3,22 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test torture bench lint clean
+.PHONY: demo test lint torture bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Re-install when the project's metadata changes.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+# Installs are stamped so that a second `make` does not reinstall; editing pyproject.toml does.
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-demo: $(VENV)/.installed
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed-run
+
+demo: $(VENV)/.installed-run
 	rm -rf demo
 	$(BIN)/reminder init demo --demo
 	$(BIN)/reminder --config demo/reminder.toml send-due
@@ -23,7 +27,7 @@ demo: $(VENV)/.installed
 	@echo "Reminders written to demo/outbox/:"
 	@ls demo/outbox
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.installed-test
 	$(BIN)/ruff check reminder_cli tests benchmarks
 	$(BIN)/ruff format --check reminder_cli tests benchmarks
 	$(BIN)/mypy
@@ -31,10 +35,10 @@ lint: $(VENV)/.installed
 test: lint
 	$(BIN)/pytest -q
 
-torture: $(VENV)/.installed
+torture: $(VENV)/.installed-test
 	$(BIN)/pytest -q -m torture --torture
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/throughput.py
 
 clean:

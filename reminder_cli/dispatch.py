@@ -220,7 +220,19 @@ class Dispatcher:
                             _Result(error=SendError(Outcome.PERMANENT, "template", str(exc))),
                         )
                         continue
-                    transport = self.transport_for(claimed.channel)
+                    try:
+                        transport = self.transport_for(claimed.channel)
+                    except Exception as exc:  # nothing was sent: back to pending, stop the run
+                        error = (
+                            exc
+                            if isinstance(exc, SendError)
+                            else SendError(
+                                Outcome.TRANSIENT, "transport", f"{type(exc).__name__}: {exc}"
+                            )
+                        )
+                        error.stop_run = True
+                        self._finish(claimed, _Result(error=error))
+                        continue
                     in_flight[pool.submit(_call, transport, message)] = claimed
                 if not in_flight:
                     break

@@ -13,6 +13,7 @@ from pathlib import Path
 from reminder_cli.config import Config
 from reminder_cli.errors import InputError, RowProblem
 from reminder_cli.journal import Journal, iso
+from reminder_cli.lock import RunLock, lock_path_for
 from reminder_cli.models import Appointment, PlannedReminder, State
 from reminder_cli.planner import plan_reminders
 from reminder_cli.rows import Defaults, check_row, read_rows, source_hash, with_hash
@@ -68,6 +69,7 @@ def import_files(
     *,
     encoding: str = "utf-8",
     skip_invalid: bool = False,
+    lock_timeout: float = 60.0,
 ) -> ImportReport:
     """Import CSV files; raise InputError (nothing written) if any row is bad and not skipping."""
     report = ImportReport()
@@ -90,9 +92,16 @@ def import_files(
         report.problems.extend(lines)
         report.counts["invalid"] += len({p.line for p in problems})
         todo.extend(changed)
-    with journal.transaction():
-        for appointment in todo:
-            record_appointment(journal, appointment, config, now, report, appointment.id in known)
+    if not todo:
+        return report
+    # Under the run lock: a send-due never overlaps an import's long transaction, and no
+    # reminder of a changed appointment is in flight while it is re-planned.
+    with RunLock(lock_path_for(journal.path)) as lock:
+        lock.acquire_waiting("import", lock_timeout)
+        with journal.transaction():
+            for appointment in todo:
+                existed = appointment.id in known
+                record_appointment(journal, appointment, config, now, report, existed)
     return report
 
 

@@ -80,7 +80,7 @@ def send_due(
         result = SendDueResult(Report(), lock_busy=True)
         if holder.since and now - holder.since > config.delivery.stale_lock_after:
             result.lock_stale = (
-                f"another send-due (pid {holder.pid}) has held {lock.path} since "
+                f"another {holder.command or 'run'} (pid {holder.pid}) has held {lock.path} since "
                 f"{holder.since:%Y-%m-%d %H:%M} UTC, longer than stale_lock_after "
                 f"({config.delivery.stale_lock_after}); check that process (is it hung?)"
             )

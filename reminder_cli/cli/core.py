@@ -58,8 +58,18 @@ def init(directory: Path, demo: bool, name: str, timezone: str) -> None:
     is_flag=True,
     help="Import the valid rows even if some are bad (listing the bad ones).",
 )
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=60,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for a running send-due.",
+)
 @pass_app
-def import_(app: App, files: tuple[Path, ...], encoding: str, skip_invalid: bool) -> None:
+def import_(
+    app: App, files: tuple[Path, ...], encoding: str, skip_invalid: bool, lock_timeout: float
+) -> None:
     """Upsert appointments from CSV FILES and plan their reminders.
 
     A file with any invalid row imports nothing (exit 2) unless --skip-invalid is given;
@@ -71,7 +81,13 @@ def import_(app: App, files: tuple[Path, ...], encoding: str, skip_invalid: bool
     config = app.config()
     journal = app.journal()
     report = import_files(
-        journal, list(files), config, now(), encoding=encoding, skip_invalid=skip_invalid
+        journal,
+        list(files),
+        config,
+        now(),
+        encoding=encoding,
+        skip_invalid=skip_invalid,
+        lock_timeout=lock_timeout,
     )
     errors(report.problems)
     errors(report.notes)
