@@ -24,6 +24,10 @@ def normalise_email(text: str) -> str:
         raise ValueError(f"{text!r} is not an email address: {exc}") from None
 
 
+def check_region(region: str) -> bool:
+    return region in phonenumbers.SUPPORTED_REGIONS
+
+
 def normalise_phone(text: str, region: str) -> tuple[str, str]:
     """(E.164 number, why it cannot take SMS or ""); ValueError if it is not a number."""
     try:

@@ -11,7 +11,8 @@ from datetime import datetime
 from pathlib import Path
 
 from reminder_cli.config import Config
-from reminder_cli.errors import InputError, RowProblem
+from reminder_cli.contacts import check_region
+from reminder_cli.errors import ConfigError, InputError, RowProblem
 from reminder_cli.journal import Journal, iso
 from reminder_cli.lock import RunLock, lock_path_for
 from reminder_cli.models import Appointment, PlannedReminder, State
@@ -73,6 +74,12 @@ def import_files(
 ) -> ImportReport:
     """Import CSV files; raise InputError (nothing written) if any row is bad and not skipping."""
     report = ImportReport()
+    if not check_region(config.country):
+        raise ConfigError(
+            str(config.path),
+            "practice.country",
+            f"unknown region {config.country!r} (use a code like US or GB)",
+        )
     defaults = Defaults(config.timezone, config.country)
     known = journal.load_source_hashes()
     todo: list[Appointment] = []

@@ -9,12 +9,13 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import jinja2
-
 from reminder_cli.models import Claimed, Message
+
+if TYPE_CHECKING:
+    import jinja2
 
 TEMPLATE_NAMES = ("email_subject.txt", "email.txt", "email.html", "sms.txt")
 
@@ -61,14 +62,23 @@ class Renderer:
             practice_phone,
             sender,
         )
-        search = [str(templates_dir)] if templates_dir else []
-        search.append(str(default_templates_dir()))
-        self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(search),
-            undefined=jinja2.StrictUndefined,
-            autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
-            keep_trailing_newline=False,
-        )
+        self.search = [str(templates_dir)] if templates_dir else []
+        self.search.append(str(default_templates_dir()))
+        self._env: jinja2.Environment | None = None
+
+    @property
+    def env(self) -> jinja2.Environment:
+        """Built on first use: a run with nothing due never loads Jinja2."""
+        if self._env is None:
+            import jinja2
+
+            self._env = jinja2.Environment(
+                loader=jinja2.FileSystemLoader(self.search),
+                undefined=jinja2.StrictUndefined,
+                autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
+                keep_trailing_newline=False,
+            )
+        return self._env
 
     def context(self, claimed: Claimed) -> dict[str, Any]:
         appt = claimed.appointment
@@ -90,6 +100,8 @@ class Renderer:
         }
 
     def _render(self, name: str, rule: str, context: dict[str, Any]) -> str:
+        import jinja2
+
         try:
             template = self.env.select_template([f"{rule}.{name}", name])
             return template.render(context).strip()

@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from rich.console import Console
-from rich.table import Table
+if TYPE_CHECKING:  # rich is imported on first use: cron's quiet send-due never needs it
+    from rich.console import Console
+    from rich.table import Table
 
-from reminder_cli.dispatch import Report
-from reminder_cli.importing import ImportReport
+    from reminder_cli.dispatch import Report
+    from reminder_cli.importing import ImportReport
 
 
 def is_terminal(stream: TextIO | None = None) -> bool:
@@ -26,6 +27,8 @@ def is_terminal(stream: TextIO | None = None) -> bool:
 
 
 def console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
     terminal = is_terminal(sys.stderr if stderr else sys.stdout)
     return Console(
         stderr=stderr,
@@ -48,6 +51,8 @@ def print_json(data: dict[str, Any]) -> None:
 
 
 def table(title: str, *columns: str) -> Table:
+    from rich.table import Table
+
     grid = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
     for column in columns:
         grid.add_column(column)

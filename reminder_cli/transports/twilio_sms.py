@@ -1,0 +1,204 @@
+"""The Twilio SMS transport (with twilio_errors, the only code that imports the `twilio` SDK).
+
+It sends through `client.messages.create`, settles in-doubt messages from Twilio's message
+list, fetches delivery status, and checks the `[sms]` settings Twilio needs. Every failure
+becomes our SendError through the one table in twilio_errors, CLASSIFICATION.
+Each worker thread gets its own SDK client (and so its own HTTP session): neither the SDK
+client nor a `requests` session promises to be thread-safe. The auth token goes only to the
+SDK; no error text or log line of ours contains it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from reminder_cli.config import SmsConfig
+from reminder_cli.errors import ConfigError, Outcome, SendError
+from reminder_cli.models import Message
+from reminder_cli.transports.twilio_errors import classify, error_from
+
+_ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
+_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
+_E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
+CLOCK_SKEW = timedelta(minutes=2)  # ours vs Twilio's, when comparing creation times
+FIND_LIMIT = 200  # messages to one number we are willing to look through
+
+
+class RedirectingHttpClient(TwilioHttpClient):  # type: ignore[misc]
+    """Sends every Twilio request to `base_url`'s scheme and host, keeping path and query."""
+
+    def __init__(self, base_url: str, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        target = urlsplit(base_url)
+        self._scheme, self._netloc = target.scheme, target.netloc
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        parts = urlsplit(url)
+        url = urlunsplit((self._scheme, self._netloc, parts.path, parts.query, parts.fragment))
+        return super().request(method, url, *args, **kwargs)
+
+
+class TwilioTransport:
+    """Sends SMS with the Twilio SDK; `send` may be called from several threads at once.
+
+    An `http_client` passed in is shared by all threads as it is (tests use this)."""
+
+    name = "twilio"
+
+    def __init__(self, config: SmsConfig, http_client: Any | None = None) -> None:
+        self.config = config
+        self._given_http = http_client
+        self._local = threading.local()
+        self._guard = threading.Lock()
+        self._own_http: list[Any] = []
+        self.where = urlsplit(config.api_base_url).netloc or "api.twilio.com"
+
+    def _client(self) -> Any:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            http = self._given_http
+            if http is None:
+                cfg = self.config
+                if cfg.api_base_url:
+                    http = RedirectingHttpClient(cfg.api_base_url, cfg.timeout)
+                else:  # the SDK's default client has no time-out at all
+                    http = TwilioHttpClient(timeout=cfg.timeout)
+                with self._guard:
+                    self._own_http.append(http)
+            client = Client(self.config.account_sid, self.config.auth_token, http_client=http)
+            self._local.client = client
+        return client
+
+    def _fail(self, exc: Exception) -> SendError:
+        return error_from(exc, self.where, self.config.timeout)
+
+    def send(self, message: Message) -> str:
+        """Hand the SMS to Twilio; return its message SID, or raise a classified SendError."""
+        cfg = self.config
+        params: dict[str, str] = {"to": message.to, "body": message.body}
+        if cfg.from_number:
+            params["from_"] = cfg.from_number
+        if cfg.messaging_service_sid:
+            params["messaging_service_sid"] = cfg.messaging_service_sid
+        if cfg.status_callback:
+            params["status_callback"] = cfg.status_callback
+        try:
+            created = self._client().messages.create(**params)
+        except Exception as exc:
+            raise self._fail(exc) from None
+        sid = getattr(created, "sid", None)
+        if not sid:
+            raise classify("bad response", f"{self.where} accepted it but sent no message SID")
+        return str(sid)
+
+    def find_sent(self, to: str, body: str, since: datetime) -> str | None:
+        """The SID of a message with exactly `body` that Twilio accepted for `to` from our
+        sender at or after `since`; None if Twilio answered and none matched.
+
+        Raises SendError(UNKNOWN) if Twilio could not be asked or the list was too long to
+        read. It does not filter on DateSent: a message still queued has none yet."""
+        cfg = self.config
+        query: dict[str, Any] = {"to": to, "limit": FIND_LIMIT + 1, "page_size": 50}
+        if cfg.from_number:
+            query["from_"] = cfg.from_number
+        earliest = since.astimezone(UTC) - CLOCK_SKEW
+        seen = 0
+        try:
+            for found in self._client().messages.stream(**query):
+                seen += 1
+                created = found.date_created
+                if created is not None and created < earliest:
+                    continue
+                if not cfg.from_number and found.messaging_service_sid != cfg.messaging_service_sid:
+                    continue
+                if found.body == body and found.sid:
+                    return str(found.sid)
+        except Exception as exc:
+            error = self._fail(exc)
+            raise SendError(
+                Outcome.UNKNOWN,
+                error.code,
+                f"could not ask Twilio: {error.text}",
+                stop_run=error.stop_run,
+            ) from None
+        if seen > FIND_LIMIT:
+            raise SendError(
+                Outcome.UNKNOWN,
+                "too many",
+                f"more than {FIND_LIMIT} messages to {to}; not all checked",
+            )
+        return None
+
+    def fetch_status(self, sid: str) -> tuple[str, str | None]:
+        """Twilio's current status of message `sid` (queued, sent, delivered, undelivered,
+        failed...) and its error code, if any, as text (e.g. "30003")."""
+        try:
+            found = self._client().messages(sid).fetch()
+        except Exception as exc:
+            raise self._fail(exc) from None
+        code = found.error_code
+        return str(found.status), (str(code) if code not in (None, "", 0) else None)
+
+    def close(self) -> None:
+        """Close the HTTP sessions this transport opened; a later call opens new ones."""
+        with self._guard:
+            own, self._own_http = self._own_http, []
+            self._local = threading.local()
+        for http in own:
+            if http.session is not None:
+                http.session.close()
+
+
+def _shown(value: str, cfg: SmsConfig) -> str:
+    """`value` quoted for an error message, unless it holds the auth token."""
+    if cfg.auth_token and cfg.auth_token in value:
+        return "(the value looks like the auth token; it is not shown)"
+    return repr(value)
+
+
+def check_config(path_for_errors: str, cfg: SmsConfig) -> None:
+    """Raise ConfigError for the first `[sms]` setting Twilio cannot work with; for use when
+    `[sms] transport = "twilio"`, before anything is claimed. Never shows the auth token."""
+
+    def fail(key: str, problem: str) -> None:
+        raise ConfigError(path_for_errors, f"sms.{key}", problem)
+
+    if not cfg.account_sid:
+        fail("account_sid", "missing: set it here or in the TWILIO_ACCOUNT_SID variable")
+    if not _ACCOUNT_SID.match(cfg.account_sid):
+        fail(
+            "account_sid",
+            f"not an Account SID ({len(cfg.account_sid)} characters; expected AC followed by "
+            "32 hexadecimal digits, as shown in the Twilio console)",
+        )
+    if not cfg.auth_token:
+        fail("auth_token", "missing: set the TWILIO_AUTH_TOKEN variable (or auth_token here)")
+    if not cfg.from_number and not cfg.messaging_service_sid:
+        fail(
+            "from_number",
+            "missing: set from_number (your Twilio number, like +13125550100) or "
+            "messaging_service_sid (MG...)",
+        )
+    if cfg.from_number and not _E164.match(cfg.from_number):
+        fail(
+            "from_number",
+            f"{_shown(cfg.from_number, cfg)} is not in E.164 form; write it like +13125550100",
+        )
+    if cfg.messaging_service_sid and not _SERVICE_SID.match(cfg.messaging_service_sid):
+        fail(
+            "messaging_service_sid",
+            "not a Messaging Service SID (expected MG followed by 32 hexadecimal digits)",
+        )
+    for key, url in (("status_callback", cfg.status_callback), ("api_base_url", cfg.api_base_url)):
+        parts = urlsplit(url)
+        if url and (parts.scheme not in ("http", "https") or not parts.netloc):
+            fail(key, f"{_shown(url, cfg)} is not an http:// or https:// URL")
+    if urlsplit(cfg.api_base_url).path.strip("/"):
+        fail("api_base_url", "give only scheme, host and port (the SDK adds the path)")
