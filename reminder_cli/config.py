@@ -317,6 +317,8 @@ def load_config(path: Path, env: Mapping[str, str]) -> Config:
         raise ConfigError(str(path), "", f"cannot read it: {exc.strerror}")
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), "", f"not valid TOML: {exc}")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), "", f"not UTF-8 text (byte {exc.start}); save it as UTF-8")
     top = _Section(
         path,
         "",

@@ -17,7 +17,7 @@ from reminder_cli.journal import Journal, iso
 from reminder_cli.lock import RunLock, lock_path_for
 from reminder_cli.models import Appointment, PlannedReminder, State
 from reminder_cli.planner import plan_reminders
-from reminder_cli.rows import Defaults, check_row, read_rows, source_hash, with_hash
+from reminder_cli.rows import EXTRA, Defaults, check_row, read_rows, source_hash, with_hash
 
 
 @dataclass
@@ -29,12 +29,13 @@ class ImportReport:
 
 def check_file(
     path: Path, encoding: str, defaults: Defaults, known: dict[str, str], report: ImportReport
-) -> tuple[list[Appointment], list[RowProblem]]:
-    """Valid appointments that changed since the last import, and every problem in the file."""
-    changed: list[Appointment] = []
+) -> tuple[dict[str, Appointment | None], list[RowProblem]]:
+    """Each valid row's appointment by id (None if unchanged since the last import), and
+    every problem in the file."""
+    changed: dict[str, Appointment | None] = {}  # None: unchanged since the journal's copy
     problems: list[RowProblem] = []
     first_line: dict[str, int] = {}
-    for row in read_rows(path, encoding):
+    for row in read_rows(path, encoding, report.notes):
         report.counts["rows"] += 1
         appointment_id = (row.values.get("appointment_id") or "").strip()
         if appointment_id in first_line:
@@ -49,14 +50,15 @@ def check_file(
         if appointment_id:
             first_line[appointment_id] = row.line
         digest = source_hash(row, defaults)
-        if known.get(appointment_id) == digest:
+        if known.get(appointment_id) == digest and EXTRA not in row.values:
             report.counts["unchanged"] += 1
+            changed[appointment_id] = None
             continue
         result = check_row(row, defaults)
         if isinstance(result, list):
             problems.extend(result)
         else:
-            changed.append(with_hash(result, digest))
+            changed[appointment_id] = with_hash(result, digest)
             if result.sms_problem:
                 report.notes.append(f"{path}:{row.line}: phone: {result.sms_problem}; no SMS")
     return changed, problems
@@ -80,9 +82,9 @@ def import_files(
             "practice.country",
             f"unknown region {config.country!r} (use a code like US or GB)",
         )
-    defaults = Defaults(config.timezone, config.country)
+    defaults = Defaults(config.timezone, config.country, plan_signature(config))
     known = journal.load_source_hashes()
-    todo: list[Appointment] = []
+    latest: dict[str, Appointment | None] = {}  # across files, the last file's row wins
     for path in paths:
         if path.suffix.lower() == ".ics":
             raise InputError(str(path), [], f"{path}: iCalendar import is not built yet; use CSV")
@@ -98,7 +100,8 @@ def import_files(
             )
         report.problems.extend(lines)
         report.counts["invalid"] += len({p.line for p in problems})
-        todo.extend(changed)
+        latest.update(changed)
+    todo = [appointment for appointment in latest.values() if appointment is not None]
     if not todo:
         return report
     # Under the run lock: a send-due never overlaps an import's long transaction, and no
@@ -110,6 +113,11 @@ def import_files(
                 existed = appointment.id in known
                 record_appointment(journal, appointment, config, now, report, existed)
     return report
+
+
+def plan_signature(config: Config) -> str:
+    """What planning depends on besides the row: a change re-plans every appointment."""
+    return repr((config.rules, config.quiet_hours))
 
 
 def _cancel_reason(appointment: Appointment, old: dict[str, object] | None) -> str:

@@ -40,7 +40,7 @@ def due_time(starts_at: datetime, zone: ZoneInfo, rule: Rule) -> datetime:
     if rule.unit == "d":
         local = starts_at.astimezone(zone).replace(tzinfo=None)
         return resolve_local(local - timedelta(days=rule.amount), zone)
-    return (starts_at - rule.lead).astimezone(UTC)
+    return starts_at.astimezone(UTC) - rule.lead
 
 
 def expiry_time(starts_at: datetime, due_at: datetime, rule: Rule) -> datetime:

@@ -36,6 +36,7 @@ STATUSES = {
 class Defaults:
     timezone: str
     country: str
+    plan_signature: str = ""  # the rules and quiet hours: a change re-plans every row
 
 
 @dataclass(frozen=True)
@@ -46,12 +47,28 @@ class Row:
     values: dict[str, str]
 
 
-def _column_name(header: str) -> str:
-    return re.sub(r"[\s-]+", "_", header.strip().lstrip("\ufeff").lower())
+# Header names as exports spell them, compared without case, spaces or punctuation.
+ALIASES = {
+    "appointmentid": "appointment_id", "appointment": "appointment_id", "apptid": "appointment_id",
+    "name": "name", "patient": "name", "patientname": "name",
+    "email": "email", "emailaddress": "email",
+    "phone": "phone", "phonenumber": "phone", "mobile": "phone", "mobilephone": "phone",
+    "cellphone": "phone",
+    "startsat": "starts_at", "start": "starts_at", "starttime": "starts_at",
+    "timezone": "timezone", "tz": "timezone", "zone": "timezone",
+    "status": "status", "location": "location", "room": "location",
+    "clinician": "clinician", "provider": "clinician", "doctor": "clinician",
+}  # fmt: skip
 
 
-def read_rows(path: Path, encoding: str) -> Iterator[Row]:
-    """The data rows of a CSV file; InputError for a header or encoding problem."""
+def column_name(header: str) -> str | None:
+    """The column a header names, or None if it is not one we know."""
+    return ALIASES.get(re.sub(r"[^0-9a-z]", "", header.lower()))
+
+
+def read_rows(path: Path, encoding: str, notes: list[str] | None = None) -> Iterator[Row]:
+    """The data rows of a CSV file; InputError for a header or encoding problem. Header
+    columns it does not know are named in `notes` and ignored."""
     name = str(path)
     try:
         codecs.lookup(encoding)
@@ -65,7 +82,18 @@ def read_rows(path: Path, encoding: str) -> Iterator[Row]:
             header = next(reader, None)
             if header is None:
                 raise InputError(name, [], f"{name}: the file is empty; expected a header row")
-            columns = [_column_name(h) for h in header]
+            known = [column_name(h) for h in header]
+            unknown = [h for h, c in zip(header, known, strict=True) if c is None and h.strip()]
+            if unknown and notes is not None:
+                notes.append(f"{name}:1: ignored column(s) {', '.join(map(repr, unknown))}")
+            twice = {c for c in known if c and known.count(c) > 1}
+            if twice:
+                raise InputError(
+                    name,
+                    [RowProblem(1, "", f"column {sorted(twice)[0]} appears twice")],
+                    f"{name}:1: two header columns mean {sorted(twice)[0]}; nothing imported",
+                )
+            columns = [c or f"\0ignored{i}" for i, c in enumerate(known)]
             missing = [c for c in REQUIRED if c not in columns]
             if missing or not {"email", "phone"} & set(columns):
                 need = missing + ([] if {"email", "phone"} & set(columns) else ["email or phone"])
@@ -78,8 +106,8 @@ def read_rows(path: Path, encoding: str) -> Iterator[Row]:
             for fields in reader:
                 if any(f.strip() for f in fields):
                     values = dict(zip(columns, fields, strict=False))
-                    if len(fields) > len(columns):
-                        values[EXTRA] = str(len(fields) - len(columns))
+                    if len(fields) > len(header):
+                        values[EXTRA] = str(len(fields) - len(header))
                     yield Row(line, values)
                 line = reader.line_num + 1
     except UnicodeDecodeError as exc:
@@ -98,7 +126,9 @@ def read_rows(path: Path, encoding: str) -> Iterator[Row]:
 def source_hash(row: Row, defaults: Defaults) -> str:
     """A fingerprint of a row as given (with the defaults it depends on)."""
     known = {k: v for k, v in row.values.items() if k in REQUIRED or k in OPTIONAL}
-    data = json.dumps([known, defaults.timezone, defaults.country], sort_keys=True)
+    data = json.dumps(
+        [known, defaults.timezone, defaults.country, defaults.plan_signature], sort_keys=True
+    )
     return hashlib.sha256(data.encode()).hexdigest()[:32]
 
 

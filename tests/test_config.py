@@ -131,11 +131,6 @@ def test_a_config_file_without_read_permission_exits_2_with_one_line_naming_it(
     assert str(config) in line
 
 
-@pytest.mark.xfail(
-    reason="BUG: config.load_config catches TOMLDecodeError but not the UnicodeDecodeError "
-    "tomllib.load raises for a file that is not UTF-8, so it ends in a traceback",
-    strict=True,
-)
 def test_a_config_file_that_is_not_utf8_exits_2_with_one_line_naming_it(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     text = config.read_text().replace("Maple Street Clinic", "Clínica Maple")

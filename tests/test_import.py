@@ -291,11 +291,6 @@ def test_header_names_in_other_case_and_with_spaces_are_recognised(tmp_path: Pat
     assert status_json(config)["next_due_at"] == "2027-01-11T15:00:00+00:00"
 
 
-@pytest.mark.xfail(
-    reason="BUG: rows._column_name maps 'Time Zone' to time_zone, which is then silently "
-    "ignored, so the row is planned in the practice's zone",
-    strict=True,
-)
 def test_a_time_zone_header_written_as_two_words_is_the_timezone_column(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     header = "Appointment ID,Name,Email,Phone,Starts At,Time Zone"
@@ -375,11 +370,6 @@ def test_a_row_with_more_fields_than_the_header_is_an_error(tmp_path: Path) -> N
     assert counts(config) == only()
 
 
-@pytest.mark.xfail(
-    reason="BUG: importing.check_file skips rows whose source hash is unchanged before "
-    "check_row runs, and the hash ignores surplus fields, so the error goes unreported",
-    strict=True,
-)
 def test_a_row_with_more_fields_than_the_header_is_an_error_on_reimport_too(
     tmp_path: Path,
 ) -> None:
@@ -397,11 +387,6 @@ def invoke_catching(config: Path, *args: str) -> Result:
     return CliRunner().invoke(cli, ["--config", str(config), *args])
 
 
-@pytest.mark.xfail(
-    reason="BUG: importing.import_files decides 'existed' from the hashes loaded before the "
-    "first file, so an appointment new in this run and moved in a later file keeps both plans",
-    strict=True,
-)
 def test_importing_two_files_that_move_a_new_appointment_plans_only_the_later_time(
     tmp_path: Path,
 ) -> None:
@@ -415,11 +400,6 @@ def test_importing_two_files_that_move_a_new_appointment_plans_only_the_later_ti
     assert status_json(config)["next_due_at"] == "2027-01-11T16:00:00+00:00"
 
 
-@pytest.mark.xfail(
-    reason="BUG: the same new appointment in two files of one import is inserted twice and "
-    "hits the reminders UNIQUE constraint (sqlite3.IntegrityError traceback)",
-    strict=True,
-)
 def test_importing_two_files_that_both_list_a_new_appointment_plans_it_once(
     tmp_path: Path,
 ) -> None:

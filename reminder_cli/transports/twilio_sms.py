@@ -22,6 +22,7 @@ from twilio.rest import Client
 from reminder_cli.config import SmsConfig
 from reminder_cli.errors import ConfigError, Outcome, SendError
 from reminder_cli.models import Message
+from reminder_cli.smstext import normalise_sms
 from reminder_cli.transports.twilio_errors import classify, error_from
 
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
@@ -99,8 +100,9 @@ class TwilioTransport:
         return str(sid)
 
     def find_sent(self, to: str, body: str, since: datetime) -> str | None:
-        """The SID of a message with exactly `body` that Twilio accepted for `to` from our
-        sender at or after `since`; None if Twilio answered and none matched.
+        """The SID of a message with `body` that Twilio accepted for `to` from our sender at
+        or after `since`; None if Twilio answered and none matched. Bodies are compared after
+        normalise_sms on both sides, so a sender that swaps curly quotes still matches.
 
         Raises SendError(UNKNOWN) if Twilio could not be asked or the list was too long to
         read. It does not filter on DateSent: a message still queued has none yet."""
@@ -109,6 +111,7 @@ class TwilioTransport:
         if cfg.from_number:
             query["from_"] = cfg.from_number
         earliest = since.astimezone(UTC) - CLOCK_SKEW
+        wanted = normalise_sms(body)
         seen = 0
         try:
             for found in self._client().messages.stream(**query):
@@ -118,7 +121,7 @@ class TwilioTransport:
                     continue
                 if not cfg.from_number and found.messaging_service_sid != cfg.messaging_service_sid:
                     continue
-                if found.body == body and found.sid:
+                if found.sid and normalise_sms(found.body or "") == wanted:
                     return str(found.sid)
         except Exception as exc:
             error = self._fail(exc)
