@@ -10,6 +10,7 @@ The journal is used from the calling thread only; workers only call transports.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -80,17 +81,20 @@ class _Result:
     provider_id: str = ""
     error: SendError | None = None
     seconds: float = 0.0
+    detail: dict[str, object] = field(default_factory=dict)
 
 
 def _call(transport: Transport, message: Message) -> _Result:
+    """Runs on a worker thread: the transport call, timed, its failure classified."""
     started = time.monotonic()
     try:
-        return _Result(transport.send(message), None, time.monotonic() - started)
+        provider_id, error = transport.send(message), None
     except SendError as exc:
-        return _Result("", exc, time.monotonic() - started)
+        provider_id, error = "", exc
     except Exception as exc:  # a transport bug must not lose the outcome: we cannot know
+        provider_id = ""
         error = SendError(Outcome.UNKNOWN, "internal", f"{type(exc).__name__}: {exc}")
-        return _Result("", error, time.monotonic() - started)
+    return _Result(provider_id, error, time.monotonic() - started, message.detail)
 
 
 class Dispatcher:
@@ -143,6 +147,7 @@ class Dispatcher:
         return True
 
     def _finish(self, claimed: Claimed, result: _Result) -> None:
+        """Journal the attempt's outcome and the reminder's new state, in one transaction."""
         now = self.clock()
         error = result.error
         log.info(
@@ -157,48 +162,41 @@ class Dispatcher:
                 "ms": round(result.seconds * 1000),
             },
         )
-        if error is None:
-            self.journal.record_finish(claimed, State.SENT, now, provider_id=result.provider_id)
-            self.report.counts["sent"] += 1
-            return
-        if error.opted_out:
+        if error and error.opted_out:
             self.journal.record_opt_out(claimed.recipient, f"{error.code}: {error.text}", now)
-        if error.stop_run and not self.report.stopped:
+        if error and error.stop_run and not self.report.stopped:
             self.report.stopped = f"stopped: {error.code}: {error.text}"
-        if error.outcome is Outcome.UNKNOWN:
-            reason = f"no answer from the provider: {error.code}: {error.text}"
-            self.journal.record_finish(claimed, State.UNKNOWN, now, reason=reason, error=error)
-            self.report.counts["unknown"] += 1
-            self.report.problem(claimed, f"in doubt ({reason}); see `reminder status`")
-        elif error.outcome is Outcome.PERMANENT:
-            reason = f"{error.code}: {error.text}"
-            self.journal.record_finish(claimed, State.FAILED, now, reason=reason, error=error)
-            self.report.counts["failed"] += 1
-            self.report.problem(claimed, f"failed: {reason}")
-        else:
-            self._finish_transient(claimed, error, now)
+        state, reason, retry_at, problem = self._decide(claimed, error, now)
+        self.journal.record_finish(
+            claimed, state, now, provider_id=result.provider_id or None, error=error,
+            reason=reason, not_before=retry_at,
+            detail=json.dumps(result.detail) if result.detail else None,
+        )  # fmt: skip
+        self.report.counts["retrying" if state is State.PENDING else state.value] += 1
+        if problem:
+            self.report.problem(claimed, problem)
 
-    def _finish_transient(self, claimed: Claimed, error: SendError, now: datetime) -> None:
+    def _decide(
+        self, claimed: Claimed, error: SendError | None, now: datetime
+    ) -> tuple[State, str, datetime | None, str]:
+        """(new state, reason, retry time, the line for stderr) for an attempt's outcome."""
+        if error is None:
+            return State.SENT, "", None, ""
         last = f"{error.code}: {error.text}"
+        if error.outcome is Outcome.UNKNOWN:
+            reason = f"no answer from the provider: {last}"
+            return State.UNKNOWN, reason, None, f"in doubt ({reason}); see `reminder status`"
+        if error.outcome is Outcome.PERMANENT:
+            return State.FAILED, last, None, f"failed: {last}"
         if claimed.attempt >= self.settings.max_attempts:
             reason = f"gave up after {claimed.attempt} attempts; last error {last}"
-            self.journal.record_finish(claimed, State.FAILED, now, reason=reason, error=error)
-            self.report.counts["failed"] += 1
-            self.report.problem(claimed, f"failed: {reason}")
-            return
+            return State.FAILED, reason, None, f"failed: {reason}"
         retry_at = now + retry_delay(claimed.attempt, self.settings.retry_interval, self.rng)
         if retry_at >= claimed.expires_at:
             reason = f"could not be sent before it expired; last error {last}"
-            self.journal.record_finish(claimed, State.EXPIRED, now, reason=reason, error=error)
-            self.report.counts["expired"] += 1
-            self.report.problem(claimed, f"expired: {reason}")
-            return
+            return State.EXPIRED, reason, None, f"expired: {reason}"
         reason = f"attempt {claimed.attempt} failed ({last}); retry after {retry_at:%H:%M} UTC"
-        self.journal.record_finish(
-            claimed, State.PENDING, now, reason=reason, not_before=retry_at, error=error
-        )
-        self.report.counts["retrying"] += 1
-        self.report.problem(claimed, f"not sent this time, will retry: {last}")
+        return State.PENDING, reason, retry_at, f"not sent this time, will retry: {last}"
 
     # -- the pump ----------------------------------------------------------------------------
 

@@ -101,3 +101,4 @@ class Message:
     subject: str = ""
     html: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    detail: dict[str, object] = field(default_factory=dict)  # journaled with the attempt

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from reminder_cli.models import Claimed, Message
+from reminder_cli.smstext import normalise_sms, sms_info
 
 if TYPE_CHECKING:
     import jinja2
@@ -33,6 +34,10 @@ def default_templates_dir() -> Path:
 
 def format_date(moment: datetime) -> str:
     return f"{moment:%A}, {moment:%B} {moment.day}, {moment.year}"
+
+
+def format_short_date(moment: datetime) -> str:
+    return f"{moment:%a}, {moment:%b} {moment.day}"
 
 
 def format_time(moment: datetime) -> str:
@@ -56,7 +61,9 @@ class Renderer:
         practice_phone: str,
         sender: str,
         templates_dir: Path | None = None,
+        max_segments: int = 0,
     ) -> None:
+        self.max_segments = max_segments
         self.practice_name, self.practice_phone, self.sender = (
             practice_name,
             practice_phone,
@@ -88,6 +95,7 @@ class Renderer:
             "patient_name": name,
             "greeting": f"Hello {name}," if name else "Hello,",
             "date": format_date(local),
+            "short_date": format_short_date(local),
             "time": format_time(local),
             "time_zone": local.tzname() or "",
             "starts_at": local,
@@ -117,8 +125,16 @@ class Renderer:
     def render(self, claimed: Claimed) -> Message:
         context = self.context(claimed)
         if claimed.channel == "sms":
-            body = self._render("sms.txt", claimed.rule, context)
-            return Message(claimed.reminder_id, "sms", claimed.recipient, body)
+            body = normalise_sms(self._render("sms.txt", claimed.rule, context))
+            info = sms_info(body)
+            if self.max_segments and info.segments > self.max_segments:
+                raise RenderError(
+                    f"template sms.txt (rule {claimed.rule}) renders {info.length} characters in "
+                    f"{info.encoding}, {info.segments} SMS segments; max_segments is "
+                    f"{self.max_segments}: shorten the template"
+                )
+            detail: dict[str, object] = {"segments": info.segments, "encoding": info.encoding}
+            return Message(claimed.reminder_id, "sms", claimed.recipient, body, detail=detail)
         return Message(
             claimed.reminder_id,
             "email",

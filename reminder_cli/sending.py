@@ -59,7 +59,11 @@ class Transports:
 
 def make_renderer(config: Config) -> Renderer:
     return Renderer(
-        config.practice_name, config.practice_phone, config.email.sender, config.templates_dir
+        config.practice_name,
+        config.practice_phone,
+        config.email.sender,
+        config.templates_dir,
+        max_segments=config.sms.max_segments,
     )
 
 

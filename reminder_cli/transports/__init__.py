@@ -33,4 +33,8 @@ def make_transport(channel: str, config: Config) -> Transport:
         from reminder_cli.transports.smtp import SmtpTransport
 
         return SmtpTransport(config.email)
+    if kind == "twilio":
+        from reminder_cli.transports.twilio_sms import TwilioTransport
+
+        return TwilioTransport(config.sms)
     raise ValueError(f"no transport {kind!r} for {channel}")

@@ -40,7 +40,7 @@ _AUTH = "check [sms] account_sid and the TWILIO_AUTH_TOKEN variable"
 # then "http <status>", then "http <class>xx"; the rest are failures below HTTP.
 CLASSIFICATION: dict[str, Verdict] = {
     "twilio 20429": Verdict(TRANSIENT, "too many requests"),
-    "twilio 20003": Verdict(TRANSIENT, f"authentication failed: {_AUTH}", stop_run=True),
+    "twilio 20003": Verdict(PERMANENT, f"authentication failed: {_AUTH}", stop_run=True),
     "twilio 21660": Verdict(TRANSIENT, "from_number is not on this account", stop_run=True),
     "twilio 21211": Verdict(PERMANENT, "invalid To number"),
     "twilio 21408": Verdict(PERMANENT, "sending to this region is not enabled"),

@@ -10,7 +10,6 @@ SDK; no error text or log line of ours contains it.
 
 from __future__ import annotations
 
-import re
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,14 +19,12 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from reminder_cli.config import SmsConfig
-from reminder_cli.errors import ConfigError, Outcome, SendError
+from reminder_cli.errors import Outcome, SendError
 from reminder_cli.models import Message
 from reminder_cli.smstext import normalise_sms
+from reminder_cli.transports.twilio_config import check_config
 from reminder_cli.transports.twilio_errors import classify, error_from
 
-_ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
-_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
-_E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 CLOCK_SKEW = timedelta(minutes=2)  # ours vs Twilio's, when comparing creation times
 FIND_LIMIT = 200  # messages to one number we are willing to look through
 
@@ -159,49 +156,4 @@ class TwilioTransport:
                 http.session.close()
 
 
-def _shown(value: str, cfg: SmsConfig) -> str:
-    """`value` quoted for an error message, unless it holds the auth token."""
-    if cfg.auth_token and cfg.auth_token in value:
-        return "(the value looks like the auth token; it is not shown)"
-    return repr(value)
-
-
-def check_config(path_for_errors: str, cfg: SmsConfig) -> None:
-    """Raise ConfigError for the first `[sms]` setting Twilio cannot work with; for use when
-    `[sms] transport = "twilio"`, before anything is claimed. Never shows the auth token."""
-
-    def fail(key: str, problem: str) -> None:
-        raise ConfigError(path_for_errors, f"sms.{key}", problem)
-
-    if not cfg.account_sid:
-        fail("account_sid", "missing: set it here or in the TWILIO_ACCOUNT_SID variable")
-    if not _ACCOUNT_SID.match(cfg.account_sid):
-        fail(
-            "account_sid",
-            f"not an Account SID ({len(cfg.account_sid)} characters; expected AC followed by "
-            "32 hexadecimal digits, as shown in the Twilio console)",
-        )
-    if not cfg.auth_token:
-        fail("auth_token", "missing: set the TWILIO_AUTH_TOKEN variable (or auth_token here)")
-    if not cfg.from_number and not cfg.messaging_service_sid:
-        fail(
-            "from_number",
-            "missing: set from_number (your Twilio number, like +13125550100) or "
-            "messaging_service_sid (MG...)",
-        )
-    if cfg.from_number and not _E164.match(cfg.from_number):
-        fail(
-            "from_number",
-            f"{_shown(cfg.from_number, cfg)} is not in E.164 form; write it like +13125550100",
-        )
-    if cfg.messaging_service_sid and not _SERVICE_SID.match(cfg.messaging_service_sid):
-        fail(
-            "messaging_service_sid",
-            "not a Messaging Service SID (expected MG followed by 32 hexadecimal digits)",
-        )
-    for key, url in (("status_callback", cfg.status_callback), ("api_base_url", cfg.api_base_url)):
-        parts = urlsplit(url)
-        if url and (parts.scheme not in ("http", "https") or not parts.netloc):
-            fail(key, f"{_shown(url, cfg)} is not an http:// or https:// URL")
-    if urlsplit(cfg.api_base_url).path.strip("/"):
-        fail("api_base_url", "give only scheme, host and port (the SDK adds the path)")
+__all__ = ["RedirectingHttpClient", "TwilioTransport", "check_config"]
