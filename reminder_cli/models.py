@@ -88,6 +88,7 @@ class Claimed:
     due_at: datetime
     expires_at: datetime
     appointment: Appointment
+    claimed_at: datetime | None = None
 
 
 @dataclass(frozen=True)

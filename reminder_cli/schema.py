@@ -109,5 +109,7 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE dispatches ADD COLUMN delivery_status TEXT;
     ALTER TABLE dispatches ADD COLUMN delivery_error TEXT;
     ALTER TABLE dispatches ADD COLUMN status_checked_at TEXT;
+    CREATE INDEX dispatches_sms_sent ON dispatches (claimed_at)
+        WHERE channel = 'sms' AND outcome = 'sent';
     """,
 )

@@ -5,14 +5,22 @@ is too late, then send every due reminder through the dispatch path.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from reminder_cli.config import Config
 from reminder_cli.dispatch import Clock, Dispatcher, Report, Settings, due_rows, mask
 from reminder_cli.journal import Journal
 from reminder_cli.lock import RunLock, lock_path_for, read_holder
 from reminder_cli.render import Renderer
+from reminder_cli.settling import (
+    LOOK_BACK,
+    ProviderLookup,
+    settle_in_doubt_sms,
+    sync_delivery_status,
+)
 from reminder_cli.transports import Transport, make_transport
 
 
@@ -92,20 +100,44 @@ def send_due(
     with lock:
         run_id = journal.record_run_start("send-due", now)
         transports = Transports(config, transport_factory)
-        dispatcher = Dispatcher(
-            journal, run_id, make_renderer(config), transports, settings, clock, stop
-        )
+        renderer = make_renderer(config)
+        dispatcher = Dispatcher(journal, run_id, renderer, transports, settings, clock, stop)
         report = dispatcher.report
+        started = time.monotonic()
+
+        def within(share: float) -> Callable[[], bool]:
+            """Whether this share of the time budget is left, and no signal came."""
+            limit = settings.time_budget * share
+            return lambda: time.monotonic() - started < limit and not dispatcher.stop.is_set()
+
+        twilio = config.sms.transport == "twilio"
         try:
-            for swept in journal.record_sweep(run_id, now):
+            swept = journal.record_sweep(run_id, now)
+            if twilio and journal.list_in_doubt_sms(now - LOOK_BACK, 1):
+                lookup = cast(ProviderLookup, transports("sms"))
+                settled = settle_in_doubt_sms(journal, lookup, renderer, now, within(0.25))
+                report.counts["settled"] += settled["sent"] + settled["pending"]
+            still = journal.load_states([row["id"] for row in swept])
+            for row in swept:
+                if still.get(row["id"]) != "unknown":
+                    continue
                 report.counts["unknown"] += 1
                 report.problems.append(
-                    f"reminder {swept['id']} ({swept['channel']} to {mask(swept['recipient'])}) "
+                    f"reminder {row['id']} ({row['channel']} to {mask(row['recipient'])}) "
                     "is in doubt: a run ended while sending it; check with the provider, then "
-                    f"`reminder replay {swept['id']}` if it never arrived"
+                    f"`reminder replay {row['id']}` if it never arrived"
                 )
-            report.counts["expired"] += journal.record_expired_due(now)
+            expired = journal.record_expired_due(now)
+            if expired:
+                report.counts["expired"] += expired
+                report.problems.append(
+                    f"reminder: {expired} reminder(s) expired unsent, too late to be useful "
+                    "(was send-due not running?); `reminder status` lists them"
+                )
             dispatcher.run(due_rows(journal, clock))
+            if twilio and within(1.0)() and journal.list_sms_to_sync(clock() - LOOK_BACK, 1):
+                lookup = cast(ProviderLookup, transports("sms"))
+                sync_delivery_status(journal, lookup, clock(), within(1.0))
         except BaseException as exc:
             journal.record_run_end(
                 run_id, "crashed", f"{type(exc).__name__}: {exc}", report.counts, clock()

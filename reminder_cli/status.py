@@ -90,12 +90,14 @@ def load_status(
                 {"recipient": o["recipient"], "since": o["recorded_at"], "reason": o["reason"]}
                 for o in journal.list_opt_outs()
             ],
+            "undelivered": journal.list_undelivered(now - 7 * DAY, LIST_LIMIT),
             "bounced": [
                 {"recipient": f["recipient"], "reminder_id": f["id"], "reason": f["reason"]}
                 for f in journal.list_in_state_since("failed", now - 30 * DAY, 200)
                 if f["channel"] == "email" and f["reason"].startswith("smtp 5")
             ],
         },
+        "sms_delivery": journal.load_sms_delivery(now - 7 * DAY),
         "schema": {"journal": journal.load_schema_version(), "program": len(MIGRATIONS)},
     }
     status["warnings"] = health_warnings(journal, status, now, thresholds, migrated_from)

@@ -159,3 +159,41 @@ def status(app: App, as_json: bool, check: bool) -> None:
         click.echo(line)
         raise click.exceptions.Exit(level)
     print_json(data) if as_json else print_status(data)
+
+
+@cli.command("sync-status")
+@click.option(
+    "--time-budget",
+    type=click.FloatRange(min=0),
+    default=120,
+    show_default=True,
+    metavar="SECONDS",
+    help="Stop asking the provider after this long.",
+)
+@pass_app
+def sync_status(app: App, time_budget: float) -> None:
+    """Fetch the final delivery status of SMS sent in the last days (also done at the end of
+    each send-due, within its budget)."""
+    import time
+    from typing import cast
+
+    from reminder_cli.settling import ProviderLookup, sync_delivery_status
+    from reminder_cli.transports import make_transport
+
+    config = app.config()
+    if config.sms.transport != "twilio":
+        click.echo("Nothing to do: [sms] transport is not twilio.")
+        return
+    journal = app.journal(create=False)
+    deadline = time.monotonic() + time_budget
+    transport = make_transport("sms", config)
+    try:
+        counts = sync_delivery_status(
+            journal, cast(ProviderLookup, transport), now(), lambda: time.monotonic() < deadline
+        )
+    finally:
+        transport.close()
+    click.echo(
+        ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        or "No SMS waiting for a final status."
+    )

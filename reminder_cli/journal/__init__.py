@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from reminder_cli.journal.admin import AdminQueries
 from reminder_cli.journal.base import ensure_private_file, iso, parse_iso
+from reminder_cli.journal.delivery import DeliveryQueries
 from reminder_cli.journal.dispatching import DispatchQueries, DueRow
 from reminder_cli.journal.planning import PlanningQueries
 from reminder_cli.journal.reports import ReportQueries
 
 
-class Journal(PlanningQueries, DispatchQueries, AdminQueries, ReportQueries):
+class Journal(PlanningQueries, DispatchQueries, DeliveryQueries, AdminQueries, ReportQueries):
     """An open journal. Use from one thread only."""
 
 

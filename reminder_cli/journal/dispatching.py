@@ -251,3 +251,12 @@ class DispatchQueries(JournalBase):
                     claimed.reminder_id,
                 ],
             )
+
+    def load_states(self, reminder_ids: list[int]) -> dict[int, str]:
+        if not reminder_ids:
+            return {}
+        marks = ", ".join("?" for _ in reminder_ids)
+        rows = self.db.execute(
+            f"SELECT id, state FROM reminders WHERE id IN ({marks})", reminder_ids
+        )
+        return {int(i): str(state) for i, state in rows}

@@ -51,6 +51,13 @@ def _plain(status: dict[str, Any]) -> None:
         print(f"no_sms appointment={a['appointment_id']} reason={a['reason']}")
     for o in quality["opted_out"]:
         print(f"opted_out recipient={o['recipient']} since={o['since']}")
+    for u in quality["undelivered"]:
+        print(
+            f"undelivered recipient={u['recipient']} status={u['status']} "
+            f"error={u['error_code'] or '-'} reminder={u['reminder_id']}"
+        )
+    if status["sms_delivery"]:
+        print("sms_delivery_7d " + " ".join(f"{k}={v}" for k, v in status["sms_delivery"].items()))
     for b in quality["bounced"]:
         print(
             f"bounced recipient={b['recipient']} reminder={b['reminder_id']} reason={b['reason']}"
@@ -140,6 +147,13 @@ def print_status(status: dict[str, Any]) -> None:
                     str(r["id"]), r["appointment_id"], r["channel"], r["recipient"], r["reason"]
                 )
             out.print(grid)
+    if status["sms_delivery"]:
+        out.print(
+            "SMS in the last 7 days: "
+            + ", ".join(
+                f"{count} {state}" for state, count in sorted(status["sms_delivery"].items())
+            )
+        )
     _print_quality(status["data_quality"])
     lock = status["lock"]
     out.print(
@@ -158,6 +172,15 @@ def _print_quality(quality: dict[str, Any]) -> None:
         for a in quality["cannot_take_sms"]
     ]
     rows += [("opted out", "-", o["recipient"], o["reason"]) for o in quality["opted_out"]]
+    rows += [
+        (
+            "SMS not delivered",
+            f"reminder {u['reminder_id']}",
+            u["recipient"],
+            f"{u['status']} {u['error_code'] or ''}".strip(),
+        )
+        for u in quality["undelivered"]
+    ]
     rows += [
         ("bounced", f"reminder {b['reminder_id']}", b["recipient"], b["reason"])
         for b in quality["bounced"]
