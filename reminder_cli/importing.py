@@ -168,7 +168,7 @@ def record_appointment(
 def _initial_state(plan: PlannedReminder, now: datetime) -> tuple[State, str]:
     if now >= plan.expires_at:
         return State.EXPIRED, (
-            f"planned after it was useful (due {iso(plan.due_at)}, too late from "
-            f"{iso(plan.expires_at)})"
+            f"planned too late to be useful (due {plan.due_at:%Y-%m-%d %H:%M} UTC, useful "
+            f"until {plan.expires_at:%Y-%m-%d %H:%M} UTC)"
         )
     return State.PENDING, ""

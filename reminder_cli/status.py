@@ -47,13 +47,18 @@ def _run(row: dict[str, Any], lock_held: bool) -> dict[str, Any]:
 
 
 def load_status(
-    journal: Journal, now: datetime, thresholds: Thresholds, migrated_from: int | None = None
+    journal: Journal,
+    now: datetime,
+    thresholds: Thresholds,
+    migrated_from: int | None = None,
+    timezone: str = "UTC",
 ) -> dict[str, Any]:
     holder = read_holder(lock_path_for(journal.path))
     next_due = journal.load_next_due(now)
     runs = [_run(r, holder.held) for r in journal.list_runs(5)]
     status: dict[str, Any] = {
         "journal": str(journal.path),
+        "timezone": timezone,
         "counts": journal.load_counts(),
         "due_now": journal.count_due(now),
         "next_due_at": iso(next_due) if next_due else None,

@@ -153,7 +153,8 @@ def status(app: App, as_json: bool, check: bool) -> None:
         else Thresholds()
     )
     journal = app.journal(create=False)
-    data = load_status(journal, now(), thresholds, journal.migrated_from)
+    zone = config.timezone if config else "UTC"
+    data = load_status(journal, now(), thresholds, journal.migrated_from, zone)
     if check:
         level, line = check_verdict(data)
         click.echo(line)

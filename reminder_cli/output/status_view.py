@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from reminder_cli.output import console, is_terminal, table
 
@@ -69,14 +71,23 @@ def _plain(status: dict[str, Any]) -> None:
     )
 
 
+def local(stamp: str | None, zone: ZoneInfo) -> str:
+    """A stored UTC time as people at the practice read it: "Dec 3 08:12"."""
+    if not stamp:
+        return "-"
+    moment = datetime.fromisoformat(stamp).astimezone(zone)
+    return f"{moment:%b} {moment.day} {moment:%H:%M}"
+
+
 def print_status(status: dict[str, Any]) -> None:
     if not is_terminal():
         _plain(status)
         return
+    zone = ZoneInfo(status.get("timezone") or "UTC")
     out = console()
     for p in status["paused"]:
         out.print(
-            f"PAUSED ({p['channel']}) by {p['by']} since {p['since']}: {p['reason']}",
+            f"PAUSED ({p['channel']}) by {p['by']} since {local(p['since'], zone)}: {p['reason']}",
             style="bold red",
         )
     for w in status["warnings"]:
@@ -84,23 +95,21 @@ def print_status(status: dict[str, Any]) -> None:
             f"{w['level'].upper()}: {w['text']}",
             style="red" if w["level"] == "critical" else "yellow",
         )
-    counts = table(f"Reminders in {status['journal']}", "state", "count")
-    for state, count in status["counts"].items():
-        counts.add_row(state, str(count))
-    out.print(counts)
-    out.print(f"Due now: {status['due_now']}    Next due: {status['next_due_at'] or 'nothing'}")
+    out.print(f"Journal {status['journal']} (times in {zone.key})")
+    labels = {"unknown": "in doubt"}
+    out.print("  ".join(f"{labels.get(state, state)} {n}" for state, n in status["counts"].items()))
+    out.print(f"Due now: {status['due_now']}    Next due: {local(status['next_due_at'], zone)}")
     if status["in_doubt"]:
         doubt = table(
-            "In doubt (the provider may have them)",
-            "id",
-            "channel",
-            "recipient",
-            "claimed at",
-            "why",
+            "In doubt: the provider may have them", "id", "channel", "recipient", "claimed", "why"
         )
         for r in status["in_doubt"]:
             doubt.add_row(
-                str(r["id"]), r["channel"], r["recipient"], r["claimed_at"] or "-", r["reason"]
+                str(r["id"]),
+                r["channel"],
+                r["recipient"],
+                local(r["claimed_at"], zone),
+                r["reason"],
             )
         out.print(doubt)
     if status["runs"]:
@@ -123,7 +132,7 @@ def print_status(status: dict[str, Any]) -> None:
             runs.add_row(
                 str(run["id"]),
                 run["kind"],
-                run["started_at"],
+                local(run["started_at"], zone),
                 took,
                 str(run["sent"]),
                 str(run["failed"]),
@@ -136,15 +145,20 @@ def print_status(status: dict[str, Any]) -> None:
     else:
         out.print("No run yet.")
     for key, title in (
-        ("recent_failures", "Recent failures"),
-        ("suppressed", "Suppressed"),
+        ("recent_failures", "Failed in the last 7 days"),
+        ("suppressed", "Suppressed in the last 7 days"),
         ("expired", "Expired in the last day"),
     ):
         if status[key]:
-            grid = table(title, "id", "appointment", "channel", "recipient", "why")
+            grid = table(title, "id", "appointment", "channel", "recipient", "due", "why")
             for r in status[key]:
                 grid.add_row(
-                    str(r["id"]), r["appointment_id"], r["channel"], r["recipient"], r["reason"]
+                    str(r["id"]),
+                    r["appointment_id"],
+                    r["channel"],
+                    r["recipient"],
+                    local(r["due_at"], zone),
+                    r["reason"],
                 )
             out.print(grid)
     if status["sms_delivery"]:
@@ -157,7 +171,9 @@ def print_status(status: dict[str, Any]) -> None:
     _print_quality(status["data_quality"])
     lock = status["lock"]
     out.print(
-        f"Lock: held by pid {lock['pid']} since {lock['since']}" if lock["held"] else "Lock: free"
+        f"Lock: held by pid {lock['pid']} since {local(lock['since'], zone)}"
+        if lock["held"]
+        else "Lock: free"
     )
 
 
