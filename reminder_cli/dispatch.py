@@ -24,7 +24,8 @@ from zoneinfo import ZoneInfo
 
 from reminder_cli.errors import Outcome, SendError
 from reminder_cli.journal import DueRow, Journal
-from reminder_cli.models import Claimed, Message, State
+from reminder_cli.models import CHANNELS, Claimed, Message, State
+from reminder_cli.pacing import TokenBucket
 from reminder_cli.rails import CAP_WINDOW, Gate, QuietHours, cap_gate, quiet_gate
 from reminder_cli.render import Renderer, RenderError
 from reminder_cli.transports import Transport
@@ -59,6 +60,7 @@ class Settings:
     recipient_cap: int = 3  # per rolling 24 hours; 0 = off
     max_per_run: int = 0  # 0 = off
     quiet_hours: QuietHours = field(default_factory=QuietHours)
+    max_per_second: dict[str, float] = field(default_factory=dict)  # by channel; 0 = no limit
 
 
 @dataclass
@@ -84,8 +86,10 @@ class _Result:
     detail: dict[str, object] = field(default_factory=dict)
 
 
-def _call(transport: Transport, message: Message) -> _Result:
-    """Runs on a worker thread: the transport call, timed, its failure classified."""
+def _call(transport: Transport, message: Message, bucket: TokenBucket) -> _Result:
+    """Runs on a worker thread: waits for its turn, then the transport call, timed, its
+    failure classified."""
+    bucket.take()
     started = time.monotonic()
     try:
         provider_id, error = transport.send(message), None
@@ -121,6 +125,9 @@ class Dispatcher:
         self._started = time.monotonic()
         self._slowest = 0.0
         self._claims = 0
+        self.buckets = {
+            channel: TokenBucket(rate) for channel, rate in settings.max_per_second.items()
+        } | {c: TokenBucket(0) for c in CHANNELS if c not in settings.max_per_second}
         self.paused = set(journal.load_paused_channels())
 
     # -- deciding ----------------------------------------------------------------------------
@@ -162,6 +169,8 @@ class Dispatcher:
                 "ms": round(result.seconds * 1000),
             },
         )
+        if error and "429" in error.code:
+            self.buckets[claimed.channel].slow_down()
         if error and error.opted_out:
             self.journal.record_opt_out(claimed.recipient, f"{error.code}: {error.text}", now)
         if error and error.stop_run and not self.report.stopped:
@@ -231,7 +240,8 @@ class Dispatcher:
                         error.stop_run = True
                         self._finish(claimed, _Result(error=error))
                         continue
-                    in_flight[pool.submit(_call, transport, message)] = claimed
+                    bucket = self.buckets[claimed.channel]
+                    in_flight[pool.submit(_call, transport, message, bucket)] = claimed
                 if not in_flight:
                     break
                 done, _ = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)

@@ -43,6 +43,7 @@ def settings_from(config: Config, workers: int | None, time_budget: float | None
         recipient_cap=config.delivery.max_per_recipient_per_day,
         max_per_run=config.delivery.max_per_run,
         quiet_hours=config.quiet_hours,
+        max_per_second={"email": config.email.max_per_second, "sms": config.sms.max_per_second},
     )
 
 
