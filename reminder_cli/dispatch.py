@@ -215,7 +215,7 @@ class Dispatcher:
         in_flight: dict[Future[_Result], Claimed] = {}
         with ThreadPoolExecutor(self.settings.workers, thread_name_prefix="send") as pool:
             while True:
-                while len(in_flight) < self.settings.workers and self._may_claim():
+                while len(in_flight) < self.settings.workers and not self.report.stopped:
                     claimed = self._claim_next(rows)
                     if claimed is None:
                         break
@@ -254,9 +254,13 @@ class Dispatcher:
         return self.report
 
     def _claim_next(self, rows: Iterator[DueRow]) -> Claimed | None:
+        """The next reminder claimed for sending, or None. The limits (signal, budget, run
+        ceiling) are checked only once there is something left to claim."""
         for row in rows:
             if self.paused & {"all", row.channel}:
                 continue  # paused by a person: it stays pending
+            if not self._may_claim():
+                return None  # this row stays pending for the next run
             now = self.clock()
             gate = self._gate(row, now)
             if gate is not None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -124,16 +126,21 @@ def operator() -> str:
     return os.environ.get("SUDO_USER") or os.environ.get("USER") or "unknown"
 
 
-def stop_on_signals() -> threading.Event:
-    """SIGTERM and SIGINT stop claiming new work; in-flight sends finish and are recorded."""
+@contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """While inside: SIGTERM and SIGINT stop claiming new work (in-flight sends finish and
+    are recorded) instead of killing the process. The previous handlers come back after."""
     stop = threading.Event()
 
     def handler(signum: int, frame: object) -> None:
         stop.set()
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, handler)
-    return stop
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def main() -> None:

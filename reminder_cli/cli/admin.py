@@ -159,17 +159,18 @@ def replay(
         task = bar.add_task("Sending", total=len(selection.chosen))
         bar.start()
     try:
-        run_id, report = run_replay(
-            journal,
-            config,
-            now,
-            request,
-            selection.chosen,
-            settings,
-            lock_timeout=lock_timeout,
-            stop=stop_on_signals(),
-            on_finish=(lambda: bar.advance(task)) if bar else None,
-        )
+        with stop_on_signals() as stop:
+            run_id, report = run_replay(
+                journal,
+                config,
+                now,
+                request,
+                selection.chosen,
+                settings,
+                lock_timeout=lock_timeout,
+                stop=stop,
+                on_finish=(lambda: bar.advance(task)) if bar else None,
+            )
     finally:
         if bar:
             bar.stop()

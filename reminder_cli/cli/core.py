@@ -116,9 +116,8 @@ def send_due(app: App, time_budget: float | None, workers: int | None) -> None:
 
     config = app.config()
     journal = app.journal()
-    result = run(
-        journal, config, now, settings_from(config, workers, time_budget), stop=stop_on_signals()
-    )
+    with stop_on_signals() as stop:
+        result = run(journal, config, now, settings_from(config, workers, time_budget), stop=stop)
     if result.lock_busy:
         if result.lock_stale:
             errors([f"reminder: {result.lock_stale}"])
