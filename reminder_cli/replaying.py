@@ -17,6 +17,7 @@ from typing import Any
 
 from reminder_cli.config import Config
 from reminder_cli.dispatch import Clock, Dispatcher, Report, Settings
+from reminder_cli.errors import ReminderError
 from reminder_cli.journal import Journal, iso, parse_iso
 from reminder_cli.lock import RunLock, lock_path_for
 from reminder_cli.sending import Transports, make_renderer
@@ -83,8 +84,29 @@ def select_for_replay(journal: Journal, request: ReplayRequest, now: datetime) -
         where.append("r.due_at < ?")
         params.append(iso(request.until))
     selection = Selection()
-    for reminder in journal.list_reminders(" AND ".join(where), params):
-        why = refusal(reminder, request, now)
+    found = journal.list_reminders(" AND ".join(where), params)
+    missing = sorted(set(request.ids) - {r["id"] for r in found})
+    if missing and not (
+        request.appointment
+        or request.recipient
+        or request.states
+        or request.since
+        or request.until
+        or request.channel
+    ):
+        raise ReminderError(
+            f"no reminder with id {', '.join(map(str, missing))}; `reminder show --appointment "
+            "APPT_ID` lists an appointment's reminders"
+        )
+    paused = journal.load_paused_channels()
+    for reminder in found:
+        pause = paused.get(reminder["channel"]) or paused.get("all")
+        why = refusal(reminder, request, now) or (
+            f"{reminder['channel']} is paused by {pause['paused_by']}: {pause['reason']}; "
+            "`reminder resume` first"
+            if pause
+            else ""
+        )
         if why:
             selection.refused.append((reminder, why))
         else:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
 from reminder_cli.config import Config
@@ -32,6 +32,7 @@ class SendDueResult:
     run_id: int | None = None
     lock_busy: bool = False
     lock_stale: str = ""
+    paused: list[str] = field(default_factory=list)  # one line per pause, for a terminal
 
 
 def settings_from(config: Config, workers: int | None, time_budget: float | None) -> Settings:
@@ -148,4 +149,9 @@ def send_due(
             transports.close()
         outcome = "stopped_early" if report.stopped else ("problems" if report.problems else "ok")
         journal.record_run_end(run_id, outcome, report.stopped, report.counts, clock())
-    return SendDueResult(report, run_id)
+    paused = [
+        f"Sending is paused ({channel}) by {p['paused_by']} since {p['paused_at']}: "
+        f"{p['reason']}; `reminder resume` ends it"
+        for channel, p in journal.load_paused_channels().items()
+    ]
+    return SendDueResult(report, run_id, paused=paused)

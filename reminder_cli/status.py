@@ -42,7 +42,8 @@ def _run(row: dict[str, Any], lock_held: bool) -> dict[str, Any]:
     if run["outcome"] == "running" and not lock_held:
         run["outcome"] = "crashed"
     if row["finished_at"]:
-        run["duration_s"] = (parse_iso(row["finished_at"]) - parse_iso(row["started_at"])).seconds
+        took = parse_iso(row["finished_at"]) - parse_iso(row["started_at"])
+        run["duration_s"] = int(took.total_seconds())
     return run
 
 
@@ -119,14 +120,15 @@ def health_warnings(
     """One line each, with what to do; level "warning" or "critical"."""
     warnings: list[dict[str, str]] = []
 
-    def warn(level: str, text: str) -> None:
-        warnings.append({"level": level, "text": text})
+    def warn(level: str, text: str, kind: str = "") -> None:
+        warnings.append({"level": level, "text": text} | ({"kind": kind} if kind else {}))
 
     for pause in status["paused"]:
         warn(
             "warning",
             f"sending is paused ({pause['channel']}) by {pause['by']} since "
             f"{pause['since']}: {pause['reason']}; `reminder resume` ends it",
+            "pause",
         )
     lock = status["lock"]
     if lock["held"] and lock["since"] and now - parse_iso(lock["since"]) > limits.stale_lock_after:

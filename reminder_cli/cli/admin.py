@@ -147,7 +147,9 @@ def replay(
     if not yes:
         if not (is_terminal() and is_terminal(sys.stdin)):
             raise ReminderError("no terminal to confirm on: add --yes to replay without asking")
-        click.confirm(f"Send {len(selection.chosen)} reminder(s) now?", abort=True)
+        if not click.confirm(f"Send {len(selection.chosen)} reminder(s) now?"):
+            click.echo("Nothing sent.")
+            return
     settings = settings_from(config, None, None)
     if ignore_cap:
         settings = replace(settings, recipient_cap=0)

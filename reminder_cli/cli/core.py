@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from reminder_cli.cli import App, cli, now, pass_app, stop_on_signals
-from reminder_cli.errors import ConfigError, ExitCode
+from reminder_cli.errors import ConfigError, ExitCode, ReminderError
 
 
 @cli.command()
@@ -110,7 +110,7 @@ def send_due(app: App, time_budget: float | None, workers: int | None) -> None:
 
     Quiet when all went well and no terminal is attached; each problem is one line on stderr.
     """
-    from reminder_cli.output import errors, print_send_report
+    from reminder_cli.output import console, errors, is_terminal, print_send_report
     from reminder_cli.sending import send_due as run
     from reminder_cli.sending import settings_from
 
@@ -118,6 +118,9 @@ def send_due(app: App, time_budget: float | None, workers: int | None) -> None:
     journal = app.journal()
     with stop_on_signals() as stop:
         result = run(journal, config, now, settings_from(config, workers, time_budget), stop=stop)
+    if result.paused and is_terminal():
+        for pause in result.paused:
+            console().print(pause)
     if result.lock_busy:
         if result.lock_stale:
             errors([f"reminder: {result.lock_stale}"])
@@ -144,16 +147,22 @@ def status(app: App, as_json: bool, check: bool) -> None:
     from reminder_cli.output.status_view import print_status
     from reminder_cli.status import Thresholds, check_verdict, load_status
 
-    config = app.config() if app.db_path is None or app.config_path else None
-    delivery = config.delivery if config else None
-    thresholds = (
-        Thresholds(cron_interval=delivery.cron_interval, stale_lock_after=delivery.stale_lock_after)
-        if delivery
-        else Thresholds()
-    )
-    journal = app.journal(create=False)
-    zone = config.timezone if config else "UTC"
-    data = load_status(journal, now(), thresholds, journal.migrated_from, zone)
+    try:
+        config = app.config() if app.db_path is None or app.config_path else None
+        delivery = config.delivery if config else None
+        thresholds = (
+            Thresholds(delivery.cron_interval, delivery.stale_lock_after)
+            if delivery
+            else Thresholds()
+        )
+        journal = app.journal(create=False)
+        zone = config.timezone if config else "UTC"
+        data = load_status(journal, now(), thresholds, journal.migrated_from, zone)
+    except ReminderError as exc:
+        if not check:
+            raise
+        click.echo(f"REMINDERS CRITICAL: {exc}")  # monitoring shows stdout
+        raise click.exceptions.Exit(2) from None
     if check:
         level, line = check_verdict(data)
         click.echo(line)

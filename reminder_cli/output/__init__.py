@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
+from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:  # rich is imported on first use: cron's quiet send-due never needs it
     from rich.console import Console
@@ -48,6 +50,14 @@ def errors(lines: list[str]) -> None:
 
 def print_json(data: dict[str, Any]) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def local_time(stamp: str | None, zone: ZoneInfo, *, with_zone: bool = False) -> str:
+    """A stored UTC time as people at the practice read it: "Jan 12 09:00" (+ " CST")."""
+    if not stamp:
+        return "-"
+    moment = datetime.fromisoformat(stamp).astimezone(zone)
+    return f"{moment:%b} {moment.day} {moment:%H:%M}" + (f" {moment:%Z}" if with_zone else "")
 
 
 def table(title: str, *columns: str) -> Table:

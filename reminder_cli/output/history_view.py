@@ -3,28 +3,34 @@
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from reminder_cli.dispatch import Report
-from reminder_cli.output import console, is_terminal, table
+from reminder_cli.output import console, is_terminal, local_time, table
 
 
 def print_history(story: list[dict[str, Any]]) -> None:
     out = console()
     for item in story:
         r, appt = item["reminder"], item["appointment"]
+        zone = ZoneInfo(appt["timezone"])
+
+        def at(stamp: str | None, zone: ZoneInfo = zone) -> str:
+            return local_time(stamp, zone, with_zone=True)
+
         out.print(
             f"Reminder {r['id']}: {r['channel']} to {r['recipient']}, rule {r['rule']}, "
             f"state {r['state']}" + (f" ({r['reason']})" if r["reason"] else "")
         )
         out.print(
             f"  appointment {appt['id']}: {appt['name'] or '(no name)'}, starts "
-            f"{appt['starts_at']} ({appt['timezone']}), {appt['status']}"
+            f"{at(appt['starts_at'])} ({appt['timezone']}), {appt['status']}"
             + (f", {appt['location']}" if appt["location"] else "")
             + (f", {appt['clinician']}" if appt["clinician"] else "")
         )
         out.print(
-            f"  plan: due {r['due_at']}, useful until {r['expires_at']}, "
-            f"next attempt not before {r['not_before']}, attempts {r['attempts']}"
+            f"  plan: due {at(r['due_at'])}, useful until {at(r['expires_at'])}, "
+            f"next attempt not before {at(r['not_before'])}, attempts {r['attempts']}"
         )
         attempts = table(
             "  attempts", "#", "run", "claimed", "finished", "outcome", "provider id", "error"
@@ -34,8 +40,8 @@ def print_history(story: list[dict[str, Any]]) -> None:
             attempts.add_row(
                 str(d["attempt"]),
                 str(d["run_id"]),
-                d["claimed_at"],
-                d["finished_at"] or "-",
+                at(d["claimed_at"]),
+                at(d["finished_at"]),
                 d["outcome"] or "in flight",
                 d["provider_id"] or "",
                 error,
@@ -46,7 +52,7 @@ def print_history(story: list[dict[str, Any]]) -> None:
             out.print("  no attempt yet")
         for p in item["replays"]:
             out.print(
-                f"  replay requested {p['requested_at']} by {p['operator']}"
+                f"  replay requested {at(p['requested_at'])} by {p['operator']}"
                 + (" (forced)" if p["forced"] else "")
                 + f" from state {p['from_state']}: {p['reason'] or 'no reason given'}"
             )
@@ -75,7 +81,7 @@ def print_replay_preview(
                 r["recipient"],
                 r["name"] or "-",
                 r["appointment_id"],
-                r["appointment_starts_at"],
+                local_time(r["appointment_starts_at"], ZoneInfo(r["timezone"]), with_zone=True),
                 r["state"],
             )
         out.print(grid)

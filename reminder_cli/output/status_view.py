@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from reminder_cli.output import console, is_terminal, table
+from reminder_cli.output import console, is_terminal, local_time, table
 
 
 def _plain(status: dict[str, Any]) -> None:
@@ -24,22 +23,21 @@ def _plain(status: dict[str, Any]) -> None:
             f"claimed_at={r['claimed_at'] or '-'} reason={r['reason']}"
         )
     for run in status["runs"]:
+        keys = (
+            "id",
+            "kind",
+            "started_at",
+            "duration_s",
+            "outcome",
+            "sent",
+            "failed",
+            "unknown",
+            "suppressed",
+            "expired",
+        )
         print(
-            " ".join(
-                f"run_{k}={run.get(k, '-')}"
-                for k in (
-                    "id",
-                    "kind",
-                    "started_at",
-                    "duration_s",
-                    "outcome",
-                    "sent",
-                    "failed",
-                    "unknown",
-                    "suppressed",
-                    "expired",
-                )
-            )
+            "run "
+            + " ".join(f"{k}={run.get(k, '-')}" for k in keys)
             + (f" reason={run['reason']}" if run["reason"] else "")
         )
     for key in ("recent_failures", "suppressed", "expired"):
@@ -50,7 +48,10 @@ def _plain(status: dict[str, Any]) -> None:
             )
     quality = status["data_quality"]
     for a in quality["cannot_take_sms"]:
-        print(f"no_sms appointment={a['appointment_id']} reason={a['reason']}")
+        print(
+            f"no_sms appointment={a['appointment_id']} "
+            f"no_usable_contact={str(a['no_usable_contact']).lower()} reason={a['reason']}"
+        )
     for o in quality["opted_out"]:
         print(f"opted_out recipient={o['recipient']} since={o['since']}")
     for u in quality["undelivered"]:
@@ -71,14 +72,6 @@ def _plain(status: dict[str, Any]) -> None:
     )
 
 
-def local(stamp: str | None, zone: ZoneInfo) -> str:
-    """A stored UTC time as people at the practice read it: "Dec 3 08:12"."""
-    if not stamp:
-        return "-"
-    moment = datetime.fromisoformat(stamp).astimezone(zone)
-    return f"{moment:%b} {moment.day} {moment:%H:%M}"
-
-
 def print_status(status: dict[str, Any]) -> None:
     if not is_terminal():
         _plain(status)
@@ -87,7 +80,8 @@ def print_status(status: dict[str, Any]) -> None:
     out = console()
     for p in status["paused"]:
         out.print(
-            f"PAUSED ({p['channel']}) by {p['by']} since {local(p['since'], zone)}: {p['reason']}",
+            f"PAUSED ({p['channel']}) by {p['by']} since {local_time(p['since'], zone)}: "
+            f"{p['reason']}",
             style="bold red",
         )
     for w in status["warnings"]:
@@ -98,7 +92,9 @@ def print_status(status: dict[str, Any]) -> None:
     out.print(f"Journal {status['journal']} (times in {zone.key})")
     labels = {"unknown": "in doubt"}
     out.print("  ".join(f"{labels.get(state, state)} {n}" for state, n in status["counts"].items()))
-    out.print(f"Due now: {status['due_now']}    Next due: {local(status['next_due_at'], zone)}")
+    out.print(
+        f"Due now: {status['due_now']}    Next due: {local_time(status['next_due_at'], zone)}"
+    )
     if status["in_doubt"]:
         doubt = table(
             "In doubt: the provider may have them", "id", "channel", "recipient", "claimed", "why"
@@ -108,7 +104,7 @@ def print_status(status: dict[str, Any]) -> None:
                 str(r["id"]),
                 r["channel"],
                 r["recipient"],
-                local(r["claimed_at"], zone),
+                local_time(r["claimed_at"], zone),
                 r["reason"],
             )
         out.print(doubt)
@@ -132,7 +128,7 @@ def print_status(status: dict[str, Any]) -> None:
             runs.add_row(
                 str(run["id"]),
                 run["kind"],
-                local(run["started_at"], zone),
+                local_time(run["started_at"], zone),
                 took,
                 str(run["sent"]),
                 str(run["failed"]),
@@ -157,7 +153,7 @@ def print_status(status: dict[str, Any]) -> None:
                     r["appointment_id"],
                     r["channel"],
                     r["recipient"],
-                    local(r["due_at"], zone),
+                    local_time(r["due_at"], zone),
                     r["reason"],
                 )
             out.print(grid)
@@ -171,7 +167,7 @@ def print_status(status: dict[str, Any]) -> None:
     _print_quality(status["data_quality"])
     lock = status["lock"]
     out.print(
-        f"Lock: held by pid {lock['pid']} since {local(lock['since'], zone)}"
+        f"Lock: held by pid {lock['pid']} since {local_time(lock['since'], zone)}"
         if lock["held"]
         else "Lock: free"
     )
