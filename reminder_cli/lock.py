@@ -42,11 +42,15 @@ class RunLock:
 
     def try_acquire(self, command: str, now: datetime) -> bool:
         fd = self._open()
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
+        for attempt in range(5):  # `status` may hold a shared lock for an instant
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt == 4:
+                    os.close(fd)
+                    return False
+                time.sleep(0.01)
         self._fd = fd
         record = {"pid": os.getpid(), "since": now.astimezone(UTC).isoformat(), "command": command}
         os.ftruncate(fd, 0)

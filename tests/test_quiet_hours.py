@@ -199,8 +199,9 @@ def test_planner_moves_a_due_time_inside_quiet_hours_to_30_minutes_before_they_b
     result = invoke(config, "show", str(reminder_id))
     assert result.exit_code == 0, result.output
     assert (
-        "  plan: due 2027-01-11T04:30:00+00:00, useful until 2027-01-12T03:00:00+00:00, "
-        "next attempt not before 2027-01-11T04:30:00+00:00, attempts 0"
+        # 04:30Z and 03:00Z in Los Angeles (UTC-8 in January)
+        "  plan: due Jan 10 20:30 PST, useful until Jan 11 19:00 PST, "
+        "next attempt not before Jan 10 20:30 PST, attempts 0"
     ) in result.stdout.splitlines()
 
 

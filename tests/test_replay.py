@@ -257,11 +257,15 @@ def test_forced_replay_of_a_sent_reminder_sends_it_once_more_and_show_tells_both
 
     shown = at(AFTERNOON + timedelta(minutes=1), outage_day.config, "show", str(avery))
     assert shown.exit_code == 0, shown.stderr
-    attempts = [line for line in shown.stdout.splitlines() if line.startswith(("1 ", "2 "))]
-    assert [a.split()[0] for a in attempts] == ["1", "2"]
+    attempts = [
+        line
+        for line in shown.stdout.splitlines()
+        if line.strip().startswith(("attempt 1:", "attempt 2:"))
+    ]
+    assert [a.split()[1] for a in attempts] == ["1:", "2:"]
     assert "Jan 11 08:30 CST" in attempts[0]  # the cron run at 14:30Z, in Chicago time
     assert "Jan 11 13:00 CST" in attempts[1]  # the replay at 19:00Z
-    assert all(" sent " in a for a in attempts)
+    assert all(", sent" in a for a in attempts)
     [replayed] = [line for line in shown.stdout.splitlines() if "replay requested" in line]
     assert "Jan 11 13:00 CST" in replayed
     assert "by pat" in replayed and "(forced)" in replayed and "from state sent" in replayed

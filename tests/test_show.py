@@ -67,7 +67,7 @@ def test_show_tells_the_appointment_the_plan_and_the_failed_attempt_with_its_err
     # Times as the practice reads them: Chicago is UTC-6 in January.
     assert "due Jan 11 08:00 CST" in plan  # 14:00Z
     assert "useful until Jan 11 20:00 CST" in plan  # 12 hours after it was due, 02:00Z
-    [attempt] = [x for x in lines if x.startswith("1 ")]
+    [attempt] = [x for x in lines if x.strip().startswith("attempt 1:")]
     assert "Jan 11 09:00 CST" in attempt  # claimed by the 15:00Z run
     assert "smtp 550" in attempt and "mailbox does not exist" in attempt
     assert "replay requested" not in result.stdout
@@ -78,8 +78,8 @@ def test_show_gives_the_provider_id_of_a_sent_sms(practice: Path) -> None:
     result = at(LATER, practice, "show", str(sms))
     assert result.exit_code == 0, result.stderr
     [outbox_file] = [p.name for p in (practice.parent / "outbox").glob("*.json")]
-    [attempt] = [x for x in result.stdout.splitlines() if x.startswith("1 ")]
-    assert " sent " in attempt and outbox_file in attempt
+    [attempt] = [x for x in result.stdout.splitlines() if x.strip().startswith("attempt 1:")]
+    assert ", sent, provider id " in attempt and outbox_file in attempt
 
 
 def test_show_by_appointment_lists_every_reminder_of_that_appointment(practice: Path) -> None:

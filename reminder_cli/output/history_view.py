@@ -10,6 +10,8 @@ from reminder_cli.output import console, is_terminal, local_time, table
 
 
 def print_history(story: list[dict[str, Any]]) -> None:
+    """Each reminder: what it is, its appointment, its plan, then its attempts and replays in
+    the order they happened. Times are in the appointment's zone."""
     out = console()
     for item in story:
         r, appt = item["reminder"], item["appointment"]
@@ -32,30 +34,36 @@ def print_history(story: list[dict[str, Any]]) -> None:
             f"  plan: due {at(r['due_at'])}, useful until {at(r['expires_at'])}, "
             f"next attempt not before {at(r['not_before'])}, attempts {r['attempts']}"
         )
-        attempts = table(
-            "  attempts", "#", "run", "claimed", "finished", "outcome", "provider id", "error"
-        )
-        for d in item["attempts"]:
-            error = f"{d['error_code']}: {d['error_message']}" if d["error_code"] else ""
-            attempts.add_row(
-                str(d["attempt"]),
-                str(d["run_id"]),
-                at(d["claimed_at"]),
-                at(d["finished_at"]),
-                d["outcome"] or "in flight",
-                d["provider_id"] or "",
-                error,
-            )
-        if item["attempts"]:
-            out.print(attempts)
-        else:
-            out.print("  no attempt yet")
+        events: list[tuple[str, int, str]] = []
         for p in item["replays"]:
-            out.print(
-                f"  replay requested {at(p['requested_at'])} by {p['operator']}"
-                + (" (forced)" if p["forced"] else "")
-                + f" from state {p['from_state']}: {p['reason'] or 'no reason given'}"
+            events.append(
+                (
+                    p["requested_at"],
+                    0,
+                    f"  replay requested {at(p['requested_at'])} by {p['operator']}"
+                    + (" (forced)" if p["forced"] else "")
+                    + f" from state {p['from_state']}: {p['reason'] or 'no reason given'}",
+                )
             )
+        for d in item["attempts"]:
+            outcome = d["outcome"] or "in flight"
+            line = (
+                f"  attempt {d['attempt']}: run {d['run_id']}, claimed {at(d['claimed_at'])}, "
+                f"finished {at(d['finished_at'])}, {outcome}"
+            )
+            if d["provider_id"]:
+                line += f", provider id {d['provider_id']}"
+            if d["error_code"]:
+                line += f", error {d['error_code']}: {d['error_message']}"
+            if d["delivery_status"]:
+                line += f", delivery {d['delivery_status']}" + (
+                    f" ({d['delivery_error']})" if d["delivery_error"] else ""
+                )
+            events.append((d["claimed_at"], 1, line))
+        for _, _, line in sorted(events):
+            out.print(line)
+        if not item["attempts"]:
+            out.print("  no attempt yet")
         out.print()
 
 

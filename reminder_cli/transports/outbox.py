@@ -17,19 +17,25 @@ from reminder_cli.errors import Outcome, SendError
 from reminder_cli.models import Message
 from reminder_cli.transports.email_message import build_email
 
+PARTIAL = ".partial"  # a file being written; matches no "*.eml" or "*.json" glob
+
 
 class OutboxTransport:
     name = "outbox"
 
     def __init__(self, directory: Path, email_sender: str, sms_sender: str) -> None:
         self.directory, self.email_sender, self.sms_sender = directory, email_sender, sms_sender
+        # Built under the run lock, so any partial file is a killed run's leftover.
+        for leftover in directory.glob(f".tmp-*{PARTIAL}") if directory.is_dir() else ():
+            with contextlib.suppress(OSError):
+                leftover.unlink()
 
     def _ensure_dir(self) -> None:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def _write(self, stem: str, suffix: str, data: bytes) -> str:
         self._ensure_dir()
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=suffix)
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=PARTIAL)
         try:
             with os.fdopen(fd, "wb") as handle:  # mkstemp creates it mode 0600
                 handle.write(data)

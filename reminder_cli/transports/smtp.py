@@ -128,7 +128,7 @@ class SmtpTransport:
                     continue
                 raise _network(exc, "before DATA") from None
             try:
-                _, reply = smtp.data(data)
+                code, reply = smtp.data(data)  # raises only if DATA itself is refused
             except smtplib.SMTPDataError as exc:  # the server refused it: a definite answer
                 with contextlib.suppress(Exception):
                     smtp.rset()
@@ -136,6 +136,10 @@ class SmtpTransport:
             except (OSError, smtplib.SMTPException) as exc:
                 self._discard(smtp)
                 raise _network(exc, "during DATA, the server may have the message", Outcome.UNKNOWN)
+            if code != 250:  # the final reply refused the message: spam filter, greylisting
+                with contextlib.suppress(Exception):
+                    smtp.rset()
+                raise _by_code(code, reply, "end of DATA")
             text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
             return " ".join(text.split()) or message.headers.get("Message-ID", "")
         raise AssertionError("unreachable")
