@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from reminder_cli.journal import Journal, iso, parse_iso
@@ -37,6 +38,14 @@ class Thresholds:
     failures_per_day: int = 5
 
 
+def shown_path(path: Path) -> str:
+    """The journal's path as the admin gave it: relative when it is below the current dir."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def _run(row: dict[str, Any], lock_held: bool) -> dict[str, Any]:
     run = {k: row[k] for k in RUN_FIELDS}
     if run["outcome"] == "running" and not lock_held:
@@ -58,7 +67,7 @@ def load_status(
     next_due = journal.load_next_due(now)
     runs = [_run(r, holder.held) for r in journal.list_runs(5)]
     status: dict[str, Any] = {
-        "journal": str(journal.path),
+        "journal": shown_path(journal.path),
         "timezone": timezone,
         "counts": journal.load_counts(),
         "due_now": journal.count_due(now),

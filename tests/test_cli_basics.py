@@ -103,11 +103,6 @@ def test_readme_has_a_table_of_every_exit_code() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="MISSING: issue 5 is done when the README has a 'When a patient calls' section "
-    "walking through status, show and replay with real output; there is none yet",
-)
 def test_readme_walks_through_when_a_patient_calls() -> None:
     text = README.read_text("utf-8")
     assert re.search(r"^#+ When a patient calls", text, re.M | re.I)
