@@ -114,6 +114,10 @@ def send_due(
 
         twilio = config.sms.transport == "twilio"
         try:
+            if "outbox" in (config.email.transport, config.sms.transport):
+                from reminder_cli.transports.outbox import remove_partials
+
+                remove_partials(config.outbox_dir)
             swept = journal.record_sweep(run_id, now)
             if twilio and journal.list_in_doubt_sms(now - LOOK_BACK, 1):
                 lookup = cast(ProviderLookup, transports("sms"))

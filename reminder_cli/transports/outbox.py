@@ -20,15 +20,18 @@ from reminder_cli.transports.email_message import build_email
 PARTIAL = ".partial"  # a file being written; matches no "*.eml" or "*.json" glob
 
 
+def remove_partials(directory: Path) -> None:
+    """Remove half-written files a killed run left; call under the run lock, before sending."""
+    for leftover in directory.glob(f".tmp-*{PARTIAL}") if directory.is_dir() else ():
+        with contextlib.suppress(OSError):
+            leftover.unlink()
+
+
 class OutboxTransport:
     name = "outbox"
 
     def __init__(self, directory: Path, email_sender: str, sms_sender: str) -> None:
         self.directory, self.email_sender, self.sms_sender = directory, email_sender, sms_sender
-        # Built under the run lock, so any partial file is a killed run's leftover.
-        for leftover in directory.glob(f".tmp-*{PARTIAL}") if directory.is_dir() else ():
-            with contextlib.suppress(OSError):
-                leftover.unlink()
 
     def _ensure_dir(self) -> None:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
