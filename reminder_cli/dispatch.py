@@ -28,6 +28,7 @@ from reminder_cli.models import CHANNELS, Claimed, Message, State
 from reminder_cli.pacing import TokenBucket
 from reminder_cli.rails import CAP_WINDOW, Gate, QuietHours, cap_gate, quiet_gate
 from reminder_cli.render import Renderer, RenderError
+from reminder_cli.smstext import body_fingerprint
 from reminder_cli.transports import Transport
 
 Clock = Callable[[], datetime]
@@ -125,6 +126,7 @@ class Dispatcher:
         self._started = time.monotonic()
         self._slowest = 0.0
         self._claims = 0
+        self._rendered: Message | RenderError = RenderError("not rendered")
         self.buckets = {
             channel: TokenBucket(rate) for channel, rate in settings.max_per_second.items()
         } | {c: TokenBucket(0) for c in CHANNELS if c not in settings.max_per_second}
@@ -219,12 +221,11 @@ class Dispatcher:
                     claimed = self._claim_next(rows)
                     if claimed is None:
                         break
-                    try:
-                        message = self.renderer.render(claimed)
-                    except RenderError as exc:
+                    message = self._rendered
+                    if isinstance(message, RenderError):
                         self._finish(
                             claimed,
-                            _Result(error=SendError(Outcome.PERMANENT, "template", str(exc))),
+                            _Result(error=SendError(Outcome.PERMANENT, "template", str(message))),
                         )
                         continue
                     try:
@@ -271,11 +272,21 @@ class Dispatcher:
                         extra={"run_id": self.run_id, "reminder_id": row.id, "state": gate.state},
                     )
                 continue
-            claimed = self.journal.record_claim(row.id, self.run_id, now)
+            claimed = self.journal.record_claim(row.id, self.run_id, now, self._render)
             if claimed is not None:
                 self._claims += 1
                 return claimed
         return None
+
+    def _render(self, claimed: Claimed) -> str | None:
+        """Render inside the claim's transaction, keeping the message for the send; returns the
+        fingerprint of its text, committed with the claim."""
+        try:
+            self._rendered = self.renderer.render(claimed)
+        except RenderError as exc:
+            self._rendered = exc
+            return None
+        return body_fingerprint(self._rendered.body)
 
     def _gate(self, row: DueRow, now: datetime) -> Gate | None:
         """The first rail that stops this reminder now, if any."""

@@ -89,6 +89,7 @@ class Claimed:
     expires_at: datetime
     appointment: Appointment
     claimed_at: datetime | None = None
+    fingerprint: str | None = None  # of the text this attempt sends (see smstext)
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,8 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX dispatches_by_run ON dispatches (run_id);
     """,
     # 2: safety rails and admin: recipient cap index, opted-out numbers, the pause switch,
-    # replays (who asked and why), and SMS delivery status on dispatch records.
+    # replays (who asked and why), SMS delivery status on dispatch records, and the
+    # fingerprint of the exact text each attempt sent (committed with the claim).
     """
     CREATE INDEX dispatches_by_recipient ON dispatches (recipient, claimed_at);
     CREATE TABLE opt_outs (
@@ -109,6 +110,7 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE dispatches ADD COLUMN delivery_status TEXT;
     ALTER TABLE dispatches ADD COLUMN delivery_error TEXT;
     ALTER TABLE dispatches ADD COLUMN status_checked_at TEXT;
+    ALTER TABLE dispatches ADD COLUMN body_sha TEXT;
     CREATE INDEX dispatches_sms_sent ON dispatches (claimed_at)
         WHERE channel = 'sms' AND outcome = 'sent';
     """,

@@ -26,7 +26,9 @@ log = logging.getLogger(__name__)
 
 
 class ProviderLookup(Protocol):
-    def find_sent(self, to: str, body: str, since: datetime) -> str | None: ...
+    def find_sent(
+        self, to: str, body: str, since: datetime, fingerprint: str | None = None
+    ) -> str | None: ...
 
     def fetch_status(self, sid: str) -> tuple[str, str | None]: ...
 
@@ -45,14 +47,12 @@ def settle_in_doubt_sms(
         if not time_left():
             break
         claimed_at = claimed.claimed_at or now
-        try:
-            body = renderer.render(claimed).body
-            sid = provider.find_sent(claimed.recipient, body, claimed_at)
+        try:  # match what was sent: its fingerprint, kept since the claim (else re-render)
+            body = "" if claimed.fingerprint else renderer.render(claimed).body
+            sid = provider.find_sent(claimed.recipient, body, claimed_at, claimed.fingerprint)
         except (SendError, RenderError) as exc:
             text = f"{exc.code}: {exc.text}" if isinstance(exc, SendError) else str(exc)
-            journal.record_settle_note(
-                claimed.reminder_id, f"still in doubt: could not ask Twilio ({text})", now
-            )
+            journal.record_settle_note(claimed.reminder_id, f"still in doubt ({text})", now)
             counts["unknown"] += 1
             continue
         if sid:
@@ -67,7 +67,12 @@ def settle_in_doubt_sms(
             if journal.record_settled(claimed, None, note, now):
                 counts["pending"] += 1
         else:
-            counts["unknown"] += 1  # too recent to conclude: ask again next run
+            note = (
+                f"still in doubt: Twilio lists no such message yet, but it was claimed only "
+                f"{int((now - claimed_at).total_seconds() // 60)} min ago; asking again next run"
+            )
+            journal.record_settle_note(claimed.reminder_id, note, now)
+            counts["unknown"] += 1
         log.info(
             "in-doubt SMS settled",
             extra={"reminder_id": claimed.reminder_id, "outcome": "found" if sid else "not found"},

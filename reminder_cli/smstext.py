@@ -10,6 +10,7 @@ an escape pair or a surrogate pair is never split across parts.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -96,3 +97,10 @@ def sms_info(text: str) -> SmsInfo:
     else:
         segments = _pack(units, part)
     return SmsInfo(encoding, length, segments)
+
+
+def body_fingerprint(text: str) -> str:
+    """A short hash of a message's normalised text: what an attempt sent, kept with its claim
+    so that an in-doubt SMS is matched against the provider's copy even if the appointment or
+    the templates changed since."""
+    return hashlib.sha256(normalise_sms(text).encode()).hexdigest()[:32]

@@ -52,6 +52,14 @@ class App:
             self._config = load_config(path, os.environ)
         return self._config
 
+    def sending_config(self) -> Any:
+        """The config, with the transports' settings checked (for commands that send)."""
+        from reminder_cli.transports import check_transports
+
+        config = self.config()
+        check_transports(config)
+        return config
+
     def journal(self, create: bool = True) -> Any:
         from reminder_cli.journal import Journal
 

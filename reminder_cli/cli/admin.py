@@ -138,7 +138,7 @@ def replay(
         raise ReminderError(
             "say which reminders: IDs, --appointment, --recipient, --state, --since or --until"
         )
-    config = app.config()
+    config = app.sending_config()
     journal = app.journal(create=False)
     selection = select_for_replay(journal, request, now())
     print_replay_preview(selection.chosen, selection.refused)

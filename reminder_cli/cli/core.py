@@ -114,7 +114,7 @@ def send_due(app: App, time_budget: float | None, workers: int | None) -> None:
     from reminder_cli.sending import send_due as run
     from reminder_cli.sending import settings_from
 
-    config = app.config()
+    config = app.sending_config()
     journal = app.journal()
     with stop_on_signals() as stop:
         result = run(journal, config, now, settings_from(config, workers, time_budget), stop=stop)
@@ -189,7 +189,7 @@ def sync_status(app: App, time_budget: float) -> None:
     from reminder_cli.settling import ProviderLookup, sync_delivery_status
     from reminder_cli.transports import make_transport
 
-    config = app.config()
+    config = app.sending_config()
     if config.sms.transport != "twilio":
         click.echo("Nothing to do: [sms] transport is not twilio.")
         return

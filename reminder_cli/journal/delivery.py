@@ -18,7 +18,7 @@ class DeliveryQueries(JournalBase):
         rows = self.db.execute(
             """SELECT r.id, d.id, d.attempt, r.rule, r.channel, r.recipient, r.due_at,
                    r.expires_at, d.claimed_at, a.id, a.name, a.email, a.phone, a.starts_at,
-                   a.timezone, a.status, a.location, a.clinician
+                   a.timezone, a.status, a.location, a.clinician, d.body_sha
                FROM reminders r
                JOIN dispatches d ON d.id = (SELECT MAX(id) FROM dispatches
                                             WHERE reminder_id = r.id)
@@ -31,7 +31,7 @@ class DeliveryQueries(JournalBase):
             Claimed(
                 reminder_id=r[0], dispatch_id=r[1], attempt=r[2], rule=r[3], channel=r[4],
                 recipient=r[5], due_at=parse_iso(r[6]), expires_at=parse_iso(r[7]),
-                claimed_at=parse_iso(r[8]),
+                claimed_at=parse_iso(r[8]), fingerprint=r[18],
                 appointment=Appointment(
                     id=r[9], name=r[10], email=r[11], phone=r[12], starts_at=parse_iso(r[13]),
                     timezone=r[14], status=r[15], location=r[16], clinician=r[17],
@@ -100,13 +100,16 @@ class DeliveryQueries(JournalBase):
         )
 
     def load_sms_delivery(self, since: datetime) -> dict[str, int]:
-        """Accepted SMS since then by what the provider last said: delivered, undelivered..."""
+        """Accepted SMS since then by what the provider last said: delivered, undelivered,
+        failed, or accepted (no final status yet)."""
+        marks = ", ".join("?" for _ in NOT_FINAL)
         counts: dict[str, int] = {}
         for status, count in self.db.execute(
-            """SELECT COALESCE(delivery_status, 'accepted'), COUNT(*) FROM dispatches
-               WHERE channel = 'sms' AND outcome = 'sent' AND claimed_at > ?
-               GROUP BY 1""",
-            [iso(since)],
+            f"""SELECT CASE WHEN delivery_status IS NULL OR delivery_status IN ({marks})
+                        THEN 'accepted' ELSE delivery_status END, COUNT(*) FROM dispatches
+                WHERE channel = 'sms' AND outcome = 'sent' AND claimed_at > ?
+                GROUP BY 1""",
+            [*NOT_FINAL, iso(since)],
         ):
             counts[str(status)] = int(count)
         return counts

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -158,8 +159,16 @@ class DispatchQueries(JournalBase):
     def load_paused_channels(self) -> dict[str, dict[str, Any]]:
         return {row["channel"]: row for row in self.db.query("SELECT * FROM pauses")}
 
-    def record_claim(self, reminder_id: int, run_id: int, now: datetime) -> Claimed | None:
+    def record_claim(
+        self,
+        reminder_id: int,
+        run_id: int,
+        now: datetime,
+        fingerprint: Callable[[Claimed], str | None] | None = None,
+    ) -> Claimed | None:
         """Claim one due reminder (compare-and-set) and write its dispatch record, atomically.
+        `fingerprint` (the render step) runs inside the transaction: the hash of the exact
+        text is committed with the claim, before any provider sees it.
 
         Returns None when the reminder is no longer pending, due and unexpired.
         """
@@ -176,38 +185,40 @@ class DispatchQueries(JournalBase):
             if not rows:
                 return None
             attempts, rule, channel, recipient, due_at, expires_at, appointment_id = rows[0]
-            cursor = self.db.execute(
-                """INSERT INTO dispatches (reminder_id, run_id, attempt, channel, recipient,
-                       claimed_at) VALUES (?, ?, ?, ?, ?, ?)""",
-                [reminder_id, run_id, attempts, channel, recipient, stamp],
-            )
             appt = self.db.execute(
                 """SELECT id, name, email, phone, starts_at, timezone, status, location,
                        clinician FROM appointments WHERE id = ?""",
                 [appointment_id],
             ).fetchone()
-        appointment = Appointment(
-            id=appt[0],
-            name=appt[1],
-            email=appt[2],
-            phone=appt[3],
-            starts_at=parse_iso(appt[4]),
-            timezone=appt[5],
-            status=appt[6],
-            location=appt[7],
-            clinician=appt[8],
-        )
-        return Claimed(
-            reminder_id=reminder_id,
-            dispatch_id=int(cursor.lastrowid or 0),
-            attempt=attempts,
-            rule=rule,
-            channel=channel,
-            recipient=recipient,
-            due_at=parse_iso(due_at),
-            expires_at=parse_iso(expires_at),
-            appointment=appointment,
-        )
+            claimed = Claimed(
+                reminder_id=reminder_id,
+                dispatch_id=0,
+                attempt=attempts,
+                rule=rule,
+                channel=channel,
+                recipient=recipient,
+                due_at=parse_iso(due_at),
+                expires_at=parse_iso(expires_at),
+                appointment=Appointment(
+                    id=appt[0],
+                    name=appt[1],
+                    email=appt[2],
+                    phone=appt[3],
+                    starts_at=parse_iso(appt[4]),
+                    timezone=appt[5],
+                    status=appt[6],
+                    location=appt[7],
+                    clinician=appt[8],
+                ),
+                claimed_at=now,
+            )
+            body_sha = fingerprint(claimed) if fingerprint else None
+            cursor = self.db.execute(
+                """INSERT INTO dispatches (reminder_id, run_id, attempt, channel, recipient,
+                       claimed_at, body_sha) VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                [reminder_id, run_id, attempts, channel, recipient, stamp, body_sha],
+            )
+        return replace(claimed, dispatch_id=int(cursor.lastrowid or 0), fingerprint=body_sha)
 
     def record_finish(
         self,

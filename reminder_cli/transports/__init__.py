@@ -22,6 +22,16 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
+def check_transports(config: Config) -> None:
+    """Check the settings a transport needs before anything is claimed (ConfigError, exit 2),
+    without importing its SDK. Only commands that send call this: `status` or `import` work
+    without the provider's secrets."""
+    if config.sms.transport == "twilio":
+        from reminder_cli.transports.twilio_config import check_config
+
+        check_config(str(config.path), config.sms)
+
+
 def make_transport(channel: str, config: Config) -> Transport:
     """The configured transport for a channel; provider libraries are imported only here."""
     kind = config.email.transport if channel == "email" else config.sms.transport

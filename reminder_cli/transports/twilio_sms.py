@@ -21,7 +21,7 @@ from twilio.rest import Client
 from reminder_cli.config import SmsConfig
 from reminder_cli.errors import Outcome, SendError
 from reminder_cli.models import Message
-from reminder_cli.smstext import normalise_sms
+from reminder_cli.smstext import body_fingerprint, normalise_sms
 from reminder_cli.transports.twilio_config import check_config
 from reminder_cli.transports.twilio_errors import classify, error_from
 
@@ -96,13 +96,17 @@ class TwilioTransport:
             raise classify("bad response", f"{self.where} accepted it but sent no message SID")
         return str(sid)
 
-    def find_sent(self, to: str, body: str, since: datetime) -> str | None:
+    def find_sent(
+        self, to: str, body: str, since: datetime, fingerprint: str | None = None
+    ) -> str | None:
         """The SID of a message with `body` that Twilio accepted for `to` from our sender at
         or after `since`; None if Twilio answered and none matched. Bodies are compared after
         normalise_sms on both sides, so a sender that swaps curly quotes still matches.
 
         Raises SendError(UNKNOWN) if Twilio could not be asked or the list was too long to
-        read. It does not filter on DateSent: a message still queued has none yet."""
+        read. It does not filter on DateSent: a message still queued has none yet.
+        With a `fingerprint` (smstext.body_fingerprint of what was sent), bodies are matched by
+        it instead of by `body`."""
         cfg = self.config
         query: dict[str, Any] = {"to": to, "limit": FIND_LIMIT + 1, "page_size": 50}
         if cfg.from_number:
@@ -118,7 +122,13 @@ class TwilioTransport:
                     continue
                 if not cfg.from_number and found.messaging_service_sid != cfg.messaging_service_sid:
                     continue
-                if found.sid and normalise_sms(found.body or "") == wanted:
+                listed = found.body or ""
+                same = (
+                    body_fingerprint(listed) == fingerprint
+                    if fingerprint
+                    else normalise_sms(listed) == wanted
+                )
+                if found.sid and same:
                     return str(found.sid)
         except Exception as exc:
             error = self._fail(exc)
