@@ -10,6 +10,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
@@ -21,6 +22,8 @@ from aiosmtpd.controller import Controller
 from click.testing import CliRunner, Result
 
 from reminder_cli.cli import cli
+
+pytest_plugins = ["tests.twilio_fakes"]  # the fake-Twilio fixtures, for the Twilio tests
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -103,9 +106,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    handler = Handler()
+@contextmanager
+def serving(handler: Any) -> Iterator[SmtpServer]:
+    """A real aiosmtpd server on a free loopback port with this handler, while inside."""
     port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
@@ -113,6 +116,12 @@ def smtp_server() -> Iterator[SmtpServer]:
         yield SmtpServer("127.0.0.1", port, handler)
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    with serving(Handler()) as server:
+        yield server
 
 
 CONFIG = """\

@@ -35,14 +35,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from tests.conftest import (
     Handler,
     Received,
     SmtpServer,
-    free_port,
     run_reminder,
+    serving,
     wait_for,
     write_config,
 )
@@ -89,14 +88,11 @@ class QueueingHandler(Handler):
 @pytest.fixture
 def queueing_server() -> Iterator[SmtpServer]:
     handler = QueueingHandler()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield SmtpServer("127.0.0.1", port, handler)
-    finally:
-        handler.answering.set()
-        controller.stop()
+    with serving(handler) as server:
+        try:
+            yield server
+        finally:
+            handler.answering.set()
 
 
 def queueing(server: SmtpServer) -> QueueingHandler:

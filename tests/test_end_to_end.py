@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from click.testing import Result
 from freezegun import freeze_time
 
@@ -30,8 +29,8 @@ from tests.conftest import (
     Handler,
     Received,
     SmtpServer,
-    free_port,
     invoke,
+    serving,
     write_config,
 )
 
@@ -167,14 +166,8 @@ def run_send_due(config: Path, server: SmtpServer, instant: datetime) -> Run:
 
 @pytest.fixture(scope="module")
 def module_smtp_server() -> Iterator[SmtpServer]:
-    handler = Handler()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield SmtpServer("127.0.0.1", port, handler)
-    finally:
-        controller.stop()
+    with serving(Handler()) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -45,7 +45,7 @@ from tests.admin_support import (
     utc,
     write_csv,
 )
-from tests.conftest import Handler, SmtpServer, free_port, invoke, wait_for, write_config
+from tests.conftest import Handler, SmtpServer, free_port, invoke, serving, wait_for, write_config
 
 OUTAGE_REFUSAL = "554 5.7.1 Relay access denied"
 FAY = "fay@patients.example"
@@ -364,14 +364,8 @@ def test_replay_gives_up_with_a_clear_error_when_the_lock_stays_held(
 @pytest.fixture
 def slow_server() -> Iterator[SmtpServer]:
     """A server of its own, made slow by the test once the failed reminder is in place."""
-    handler = Handler()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield SmtpServer("127.0.0.1", port, handler)
-    finally:
-        controller.stop()
+    with serving(Handler()) as server:
+        yield server
 
 
 def test_replay_waits_for_a_running_send_due_then_proceeds(

@@ -14,10 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from freezegun import freeze_time
 
-from tests.conftest import FIXTURES, NOW, Handler, SmtpServer, free_port, invoke, write_config
+from tests.conftest import (
+    FIXTURES,
+    NOW,
+    Handler,
+    SmtpServer,
+    invoke,
+    serving,
+    write_config,
+)
 
 SEND_AT = "2027-01-11T15:05:00Z"  # the sample's one due email: avery.lindqvist@patients.example
 BUG = (
@@ -39,14 +46,8 @@ class RefusingHandler(Handler):
 
 @pytest.fixture
 def refusing_server() -> Iterator[SmtpServer]:
-    handler = RefusingHandler()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield SmtpServer("127.0.0.1", port, handler)
-    finally:
-        controller.stop()
+    with serving(RefusingHandler()) as server:
+        yield server
 
 
 def email_reminders(db: Path) -> list[tuple[str, str, str]]:

@@ -53,7 +53,16 @@ from tests.admin_support import (
     utc,
     write_csv,
 )
-from tests.conftest import SHARED, Handler, SmtpServer, free_port, invoke, wait_for, write_config
+from tests.conftest import (
+    SHARED,
+    Handler,
+    SmtpServer,
+    free_port,
+    invoke,
+    serving,
+    wait_for,
+    write_config,
+)
 
 INTERFACE = SHARED / "spec" / "interface.md"
 AFTER_DAY = utc(2027, 1, 11, 17, 5)  # five minutes after the last run of the day
@@ -613,14 +622,8 @@ def test_status_reports_a_run_stopped_by_its_time_budget_as_stopped_early(
 
 @pytest.fixture
 def slow_server() -> Iterator[SmtpServer]:
-    handler = Handler(delay=30.0)  # answers DATA only after the test is over
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield SmtpServer("127.0.0.1", port, handler)
-    finally:
-        controller.stop()
+    with serving(Handler(delay=30.0)) as server:  # answers DATA only after the test is over
+        yield server
 
 
 def test_status_shows_a_killed_run_as_crashed_and_its_in_flight_reminder_in_doubt(

@@ -9,7 +9,6 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from pytest_httpserver import HTTPServer
@@ -29,29 +28,10 @@ from tests.twilio_fakes import (
     TOKEN,
     config,
     message,
-    running_fault_server,
     send_error,
     transport_for,
     twilio_error,
 )
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy_for_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
-@pytest.fixture(scope="module")
-def fault_server() -> Iterator[HTTPServer]:
-    with running_fault_server() as server:
-        yield server
-
-
-@pytest.fixture
-def server(fault_server: HTTPServer) -> Iterator[HTTPServer]:
-    fault_server.clear()
-    yield fault_server
-    fault_server.clear()
 
 
 def test_send_posts_to_from_body_and_callback_with_basic_auth(server: HTTPServer) -> None:

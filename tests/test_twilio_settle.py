@@ -4,7 +4,6 @@ found / not found / no answer, and fetch_status."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -24,29 +23,9 @@ from tests.twilio_fakes import (
     SERVICE,
     SID,
     config,
-    running_fault_server,
     transport_for,
     twilio_error,
 )
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy_for_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
-@pytest.fixture(scope="module")
-def fault_server() -> Iterator[HTTPServer]:
-    with running_fault_server() as server:
-        yield server
-
-
-@pytest.fixture
-def server(fault_server: HTTPServer) -> Iterator[HTTPServer]:
-    fault_server.clear()
-    yield fault_server
-    fault_server.clear()
-
 
 # -- settling in-doubt messages: find_sent ------------------------------------------------------
 

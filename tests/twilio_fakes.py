@@ -71,3 +71,21 @@ def running_fault_server() -> Iterator[HTTPServer]:
     finally:
         server.clear()
         server.stop()
+
+
+# Fixtures for the transport-level Twilio tests (a plugin of conftest.py). The loopback
+# proxy setting applies only where the fault server is used.
+
+
+@pytest.fixture(scope="module")
+def fault_server() -> Iterator[HTTPServer]:
+    with running_fault_server() as server:
+        yield server
+
+
+@pytest.fixture
+def server(fault_server: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[HTTPServer]:
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    fault_server.clear()
+    yield fault_server
+    fault_server.clear()

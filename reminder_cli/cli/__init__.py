@@ -84,6 +84,15 @@ class Group(click.Group):
 
 pass_app = click.make_pass_decorator(App)
 
+lock_timeout_option = click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=60,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for a running send-due.",
+)
+
 
 @click.group(cls=Group, epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="reminder")

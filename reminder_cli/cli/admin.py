@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from reminder_cli.cli import App, cli, now, operator, pass_app, stop_on_signals
+from reminder_cli.cli import App, cli, lock_timeout_option, now, operator, pass_app, stop_on_signals
 from reminder_cli.errors import ExitCode, ReminderError
 from reminder_cli.models import CHANNELS, STATES
 
@@ -83,14 +83,7 @@ def show(
 @click.option("--force", is_flag=True, help="Also send reminders that were already sent.")
 @click.option("--ignore-cap", is_flag=True, help="Do not apply the recipient cap.")
 @click.option("--reason", default="", help="Why; recorded with your user name.")
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(min=0),
-    default=60,
-    show_default=True,
-    metavar="SECONDS",
-    help="How long to wait for a running send-due.",
-)
+@lock_timeout_option
 @pass_app
 def replay(
     app: App,

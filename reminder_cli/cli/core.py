@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from reminder_cli.cli import App, cli, now, pass_app, stop_on_signals
+from reminder_cli.cli import App, cli, lock_timeout_option, now, pass_app, stop_on_signals
 from reminder_cli.errors import ConfigError, ExitCode, ReminderError
 
 
@@ -58,14 +58,7 @@ def init(directory: Path, demo: bool, name: str, timezone: str) -> None:
     is_flag=True,
     help="Import the valid rows even if some are bad (listing the bad ones).",
 )
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(min=0),
-    default=60,
-    show_default=True,
-    metavar="SECONDS",
-    help="How long to wait for a running send-due.",
-)
+@lock_timeout_option
 @pass_app
 def import_(
     app: App, files: tuple[Path, ...], encoding: str, skip_invalid: bool, lock_timeout: float
