@@ -60,7 +60,7 @@ class OutboxTransport:
         stem = f"reminder-{message.reminder_id}"
         try:
             if message.channel == "email":
-                data = bytes(build_email(message, self.email_sender))
+                data = build_email(message, self.email_sender)
                 return self._write(stem, ".eml", data)
             record = {
                 "to": message.to,

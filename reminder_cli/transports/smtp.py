@@ -12,7 +12,6 @@ error or when the server drops it. Classification follows the SMTP conversation:
 from __future__ import annotations
 
 import contextlib
-import email.policy
 import smtplib
 import socket
 import ssl
@@ -112,7 +111,7 @@ class SmtpTransport:
             raise _by_code(code, reply, f"RCPT TO {to}")
 
     def send(self, message: Message) -> str:
-        data = build_email(message, self.config.sender).as_bytes(policy=email.policy.SMTP)
+        data = build_email(message, self.config.sender)
         for tries_left in (1, 0):
             smtp = getattr(self._local, "smtp", None)
             reused = smtp is not None
