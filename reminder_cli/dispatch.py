@@ -215,42 +215,45 @@ class Dispatcher:
         """Claim due reminders (skipping any the rails stop) as workers free up, send them on
         the pool, finish each as it completes.
 
-        The claims of one batch commit together before any of them is sent, and the outcomes
-        that complete together are finished in one transaction: fewer durable commits, same
-        promise (a crash leaves at most what was claimed and not finished in doubt).
+        Each turn is one transaction: the outcomes that completed and the claims for the
+        workers they freed commit together, before any of those claims is sent. Fewer durable
+        commits, same promise: a crash leaves at most what was claimed and not yet finished
+        in doubt, never a duplicate.
         """
         rows = iter(due)
         in_flight: dict[Future[_Result], Claimed] = {}
+        done: set[Future[_Result]] = set()
         exhausted = False
         with ThreadPoolExecutor(self.settings.workers, thread_name_prefix="send") as pool:
             while True:
-                free = self.settings.workers - len(in_flight)
                 batch: list[tuple[Claimed, Message | RenderError]] = []
-                if free > 0 and not exhausted and not self.report.stopped:
-                    with self.journal.transaction():
-                        while len(batch) < free:
-                            claimed = self._claim_next(rows)
-                            if claimed is None:
-                                exhausted = True
-                                break
-                            batch.append((claimed, self._rendered))
-                for claimed, message in batch:  # committed: the providers may be called now
-                    future = self._submit(pool, claimed, message)
-                    if future is not None:
-                        in_flight[future] = claimed
-                if not in_flight:
-                    if exhausted or self.report.stopped:
-                        break
-                    continue
-                done, _ = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
+                # One transaction: the outcomes that came in, and the claims for the workers
+                # they freed. It commits before any of the new claims is sent.
                 with self.journal.transaction():
                     for future in done:
                         result = future.result()
                         self._slowest = max(self._slowest, result.seconds)
                         self._finish(in_flight.pop(future), result)
+                    free = self.settings.workers - len(in_flight)
+                    while len(batch) < free and not exhausted and not self.report.stopped:
+                        claimed = self._claim_next(rows)
+                        if claimed is None:
+                            exhausted = True
+                            break
+                        batch.append((claimed, self._rendered))
                 if self.on_finish:
                     for _ in done:
                         self.on_finish()
+                for claimed, message in batch:
+                    submitted = self._submit(pool, claimed, message)
+                    if submitted is not None:
+                        in_flight[submitted] = claimed
+                if not in_flight:
+                    if exhausted or self.report.stopped:
+                        break
+                    done = set()
+                    continue
+                done, _ = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
         return self.report
 
     def _submit(

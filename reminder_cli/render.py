@@ -72,6 +72,7 @@ class Renderer:
         self.search = [str(templates_dir)] if templates_dir else []
         self.search.append(str(default_templates_dir()))
         self._env: jinja2.Environment | None = None
+        self._templates: dict[tuple[str, str], jinja2.Template] = {}
 
     @property
     def env(self) -> jinja2.Environment:
@@ -81,6 +82,7 @@ class Renderer:
 
             self._env = jinja2.Environment(
                 loader=jinja2.FileSystemLoader(self.search),
+                auto_reload=False,  # a run renders thousands; templates do not change meanwhile
                 undefined=jinja2.StrictUndefined,
                 autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
                 keep_trailing_newline=False,
@@ -111,7 +113,10 @@ class Renderer:
         import jinja2
 
         try:
-            template = self.env.select_template([f"{rule}.{name}", name])
+            template = self._templates.get((rule, name))
+            if template is None:
+                template = self.env.select_template([f"{rule}.{name}", name])
+                self._templates[(rule, name)] = template
             return template.render(context).strip()
         except jinja2.TemplateSyntaxError as exc:
             raise RenderError(f"template {exc.name or name} line {exc.lineno}: {exc.message}")
