@@ -159,18 +159,19 @@ class Dispatcher:
         """Journal the attempt's outcome and the reminder's new state, in one transaction."""
         now = self.clock()
         error = result.error
-        log.info(
-            "attempt finished",
-            extra={
-                "run_id": self.run_id,
-                "reminder_id": claimed.reminder_id,
-                "channel": claimed.channel,
-                "recipient": mask(claimed.recipient),
-                "outcome": error.outcome.value if error else "sent",
-                "code": error.code if error else "",
-                "ms": round(result.seconds * 1000),
-            },
-        )
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "attempt finished",
+                extra={
+                    "run_id": self.run_id,
+                    "reminder_id": claimed.reminder_id,
+                    "channel": claimed.channel,
+                    "recipient": mask(claimed.recipient),
+                    "outcome": error.outcome.value if error else "sent",
+                    "code": error.code if error else "",
+                    "ms": round(result.seconds * 1000),
+                },
+            )
         if error and "429" in error.code:
             self.buckets[claimed.channel].slow_down()
         if error and error.opted_out:

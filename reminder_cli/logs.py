@@ -51,5 +51,6 @@ def configure(verbose: bool, log_file: Path | None) -> None:
         handler = logging.FileHandler(log_file, encoding="utf-8")
         handler.setFormatter(JsonLines())
         logger.addHandler(handler)
-    if not logger.handlers:
+    if not logger.handlers:  # quiet: no log record is even built
         logger.addHandler(logging.NullHandler())
+        logger.setLevel(logging.WARNING)

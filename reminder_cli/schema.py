@@ -111,6 +111,8 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE dispatches ADD COLUMN delivery_error TEXT;
     ALTER TABLE dispatches ADD COLUMN status_checked_at TEXT;
     ALTER TABLE dispatches ADD COLUMN body_sha TEXT;
+    CREATE INDEX dispatches_open ON dispatches (run_id) WHERE outcome IS NULL;
+    CREATE INDEX runs_running ON runs (id) WHERE outcome = 'running';
     CREATE INDEX dispatches_sms_sent ON dispatches (claimed_at)
         WHERE channel = 'sms' AND outcome = 'sent';
     """,

@@ -51,7 +51,7 @@ class AdminQueries(JournalBase):
         Compare-and-set on the state it was seen in; the replay may go out until the
         appointment starts, whatever the rule's lateness limit said.
         """
-        with self.db.atomic():
+        with self.transaction():
             cursor = self.db.execute(
                 """UPDATE reminders SET state = 'pending', not_before = ?, expires_at = ?,
                        reason = ?, updated_at = ? WHERE id = ? AND state = ?""",

@@ -68,6 +68,11 @@ class JournalBase:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """One transaction; inside an open one, simply part of it (no savepoint: an error
+        rolls back the whole outer transaction, which keeps each step atomic too)."""
+        if self.db.conn.in_transaction:
+            yield
+            return
         with self.db.atomic():
             yield
 

@@ -46,7 +46,7 @@ class DeliveryQueries(JournalBase):
         """The provider's answer for an in-doubt reminder: found (sent, with its id) or never
         accepted (back to pending, due now). The attempt's record says what was decided."""
         stamp = iso(now)
-        with self.db.atomic():
+        with self.transaction():
             if provider_id:
                 cursor = self.db.execute(
                     """UPDATE reminders SET state = 'sent', provider_id = ?, reason = ?,

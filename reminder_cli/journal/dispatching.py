@@ -30,7 +30,7 @@ class DispatchQueries(JournalBase):
 
         Only call this while holding the run lock: then no other run is alive.
         """
-        with self.db.atomic():
+        with self.transaction():
             self.db.execute(
                 """UPDATE runs SET outcome = 'crashed',
                        reason = 'the process ended without finishing its run'
@@ -68,7 +68,7 @@ class DispatchQueries(JournalBase):
         Only call this while holding the run lock: then every `sending` reminder is orphaned.
         """
         reason = "the run sending it ended before recording the outcome; the provider may have it"
-        with self.db.atomic():
+        with self.transaction():
             cursor = self.db.execute(
                 """UPDATE reminders SET state = 'unknown', reason = ?, updated_at = ?
                    WHERE state = 'sending'
@@ -173,7 +173,7 @@ class DispatchQueries(JournalBase):
         Returns None when the reminder is no longer pending, due and unexpired.
         """
         stamp = iso(now)
-        with self.db.atomic():
+        with self.transaction():
             rows = self.db.execute(
                 """UPDATE reminders SET state = 'sending', attempts = attempts + 1,
                        claimed_at = ?, updated_at = ?, reason = ''
@@ -234,7 +234,7 @@ class DispatchQueries(JournalBase):
     ) -> None:
         """Write the attempt's outcome and the reminder's new state in one transaction."""
         stamp = iso(now)
-        with self.db.atomic():
+        with self.transaction():
             self.db.execute(
                 """UPDATE dispatches SET finished_at = ?, outcome = ?, provider_id = ?,
                        error_code = ?, error_message = ?, detail = ? WHERE id = ?""",
