@@ -306,6 +306,22 @@ def _delivery(path: Path, raw: Any) -> DeliveryConfig:
     )
 
 
+SECRET_KEYS = (("email", "password"), ("sms", "auth_token"))
+
+
+def _check_secrets_private(path: Path, data: dict[str, Any]) -> None:
+    """A config file that holds a secret must be readable by its owner only."""
+    for table, key in SECRET_KEYS:
+        if isinstance(data.get(table), dict) and data[table].get(key):
+            mode = path.stat().st_mode & 0o777
+            if mode & 0o077:
+                raise ConfigError(
+                    str(path), f"{table}.{key}",
+                    f"a secret in a file others can read (mode {mode:04o}): run chmod 600 "
+                    f"{path}, or move it to the environment",
+                )  # fmt: skip
+
+
 def load_config(path: Path, env: Mapping[str, str]) -> Config:
     """Read and check the config file; raise ConfigError naming the file and key."""
     try:
@@ -358,6 +374,7 @@ def load_config(path: Path, env: Mapping[str, str]) -> Config:
         outbox_dir=base / outbox.get("dir", str, "outbox"),
         templates_dir=base / templates_dir if templates_dir else None,
     )
+    _check_secrets_private(path, data)
     if config.templates_dir and not config.templates_dir.is_dir():
         top.fail("templates_dir", f"{config.templates_dir} is not a directory")
     return config

@@ -110,12 +110,13 @@ def read_rows(path: Path, encoding: str, notes: list[str] | None = None) -> Iter
                         values[EXTRA] = str(len(fields) - len(header))
                     yield Row(line, values)
                 line = reader.line_num + 1
-    except UnicodeDecodeError as exc:
+    except UnicodeError as exc:
+        where = f" (byte {exc.start})" if isinstance(exc, UnicodeDecodeError) else ""
         raise InputError(
             name,
             [],
-            f"{name}: not valid {encoding} (byte {exc.start}); if a spreadsheet saved it, "
-            "try --encoding cp1252",
+            f"{name}: not valid {encoding}{where}; give the file's encoding with --encoding "
+            "(spreadsheets often save cp1252; utf-16 files need a byte-order mark)",
         ) from None
     except csv.Error as exc:
         raise InputError(name, [], f"{name}: not a readable CSV file: {exc}") from None
@@ -137,6 +138,8 @@ def parse_start(text: str, zone_name: str) -> datetime:
     raw = text.strip()
     try:
         moment = datetime.fromisoformat(raw)
+        if not 1900 < moment.year < 2200:
+            raise ValueError
     except ValueError:
         raise ValueError(f"{raw!r} is not an ISO 8601 time like 2027-01-12T09:00") from None
     if len(raw) <= 10:
@@ -152,9 +155,17 @@ def parse_start(text: str, zone_name: str) -> datetime:
     return resolve_local(moment, zone)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+
+
+def _printable(text: str) -> str:
+    """A field without control characters (terminal escapes, stray newlines): a space each."""
+    return " ".join(_CONTROL.sub(" ", text).split())
+
+
 def check_row(row: Row, defaults: Defaults) -> Appointment | list[RowProblem]:
     """The appointment a row describes, or every problem it has."""
-    v = {k: (row.values.get(k) or "").strip() for k in REQUIRED + OPTIONAL}
+    v = {k: _printable(row.values.get(k) or "") for k in REQUIRED + OPTIONAL}
     problems: list[RowProblem] = []
 
     def problem(column: str, reason: str) -> None:

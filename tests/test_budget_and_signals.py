@@ -90,7 +90,9 @@ def test_time_budget_stops_claiming_leaves_the_rest_pending_and_the_next_run_fin
     assert runs(db)[-1]["outcome"] == "ok"
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize(
+    "signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=["SIGTERM", "SIGINT", "SIGHUP"]
+)
 def test_a_signal_during_a_run_stops_claiming_finishes_in_flight_sends_and_records_why(
     tmp_path: Path, smtp_server: SmtpServer, signum: int
 ) -> None:

@@ -479,7 +479,7 @@ def test_a_transient_smtp_refusal_retries_after_a_cron_interval_then_fails_after
         assert result.exit_code == 1, result.output
         assert stderr_lines(result) == [
             f"reminder {reminder_id} (email to b***@patients.example): not sent this time, "
-            "will retry: smtp 451: RCPT TO busy@patients.example: 4.3.0 try later"
+            "will retry: smtp 451: RCPT TO: 4.3.0 try later"
         ]
         row = reminder_by(db, "T", "day-before", "email")
         assert (row["state"], row["attempts"]) == ("pending", attempt)
@@ -498,8 +498,7 @@ def test_a_transient_smtp_refusal_retries_after_a_cron_interval_then_fails_after
     row = reminder_by(db, "T", "day-before", "email")
     assert (row["state"], row["attempts"]) == ("failed", 3)
     assert row["reason"] == (
-        "gave up after 3 attempts; last error smtp 451: RCPT TO busy@patients.example: "
-        "4.3.0 try later"
+        "gave up after 3 attempts; last error smtp 451: RCPT TO: 4.3.0 try later"
     )
     records = dispatches(db, reminder_id)
     assert [(d["attempt"], d["outcome"], d["error_code"]) for d in records] == [
@@ -567,8 +566,7 @@ def test_a_retry_that_would_land_after_expiry_expires_the_reminder(
     row = reminder_by(db, "L", "two-hours", "email")
     assert (row["state"], row["attempts"]) == ("expired", 1)
     assert row["reason"] == (
-        "could not be sent before it expired; last error smtp 451: RCPT TO "
-        "late@patients.example: 4.3.0 try later"
+        "could not be sent before it expired; last error smtp 451: RCPT TO: 4.3.0 try later"
     )
     assert len(dispatches(db, row["id"])) == 1
     assert stderr_lines(result) == [

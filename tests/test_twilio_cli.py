@@ -302,6 +302,7 @@ def twilio_config(
     )
     path = directory / "reminder.toml"
     path.write_text(text.replace(OUTBOX_SMS, sms), encoding="utf-8")
+    path.chmod(0o600)  # it may hold the auth token: owner only, as the program insists
     return path
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ from typing import Any
 import click
 
 from reminder_cli import __version__
-from reminder_cli.errors import ConfigError, InputError, ReminderError
+from reminder_cli.errors import ConfigError, ExitCode, InputError, ReminderError
 
 EXIT_CODES = """\b
 Exit codes:
@@ -80,6 +81,14 @@ class Group(click.Group):
         except ReminderError as exc:
             errors([f"reminder: {exc}"])
             raise click.exceptions.Exit(exc.exit_code) from None
+        except sqlite3.Error as exc:  # a journal we cannot write: permissions, disk, owner
+            errors(
+                [
+                    f"reminder: the journal cannot be used: {exc}; check the file's owner and "
+                    "permissions (run as the user that owns it) and the free disk space"
+                ]
+            )
+            raise click.exceptions.Exit(ExitCode.USAGE) from None
 
 
 pass_app = click.make_pass_decorator(App)
@@ -145,14 +154,17 @@ def operator() -> str:
 
 @contextmanager
 def stop_on_signals() -> Iterator[threading.Event]:
-    """While inside: SIGTERM and SIGINT stop claiming new work (in-flight sends finish and
-    are recorded) instead of killing the process. The previous handlers come back after."""
+    """While inside: SIGTERM, SIGINT and SIGHUP (a closed terminal) stop claiming new work
+    (in-flight sends finish and are recorded) instead of killing the process. The previous
+    handlers come back after."""
     stop = threading.Event()
 
     def handler(signum: int, frame: object) -> None:
         stop.set()
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {
+        sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    }
     try:
         yield stop
     finally:

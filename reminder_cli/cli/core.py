@@ -108,7 +108,7 @@ def send_due(app: App, time_budget: float | None, workers: int | None) -> None:
     from reminder_cli.sending import settings_from
 
     config = app.sending_config()
-    journal = app.journal()
+    journal = app.journal(create=False)
     with stop_on_signals() as stop:
         result = run(journal, config, now, settings_from(config, workers, time_budget), stop=stop)
     if result.paused and is_terminal():

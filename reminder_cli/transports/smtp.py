@@ -79,6 +79,15 @@ class SmtpTransport:
                 "login refused: check [email] username and the SMTP_PASSWORD variable",
                 stop_run=True,
             )
+        except smtplib.SMTPNotSupportedError:
+            self._discard(smtp)
+            raise SendError(
+                Outcome.TRANSIENT,
+                "smtp auth",
+                "the server offers no login (AUTH); remove [email] username, or turn on "
+                "starttls if it offers AUTH only over TLS",
+                stop_run=True,
+            )
         except smtplib.SMTPResponseException as exc:
             self._discard(smtp)
             raise _by_code(exc.smtp_code, exc.smtp_error, "connect") from None
@@ -108,7 +117,7 @@ class SmtpTransport:
         code, reply = smtp.rcpt(to)
         if code not in (250, 251):
             smtp.rset()
-            raise _by_code(code, reply, f"RCPT TO {to}")
+            raise _by_code(code, reply, "RCPT TO")
 
     def send(self, message: Message) -> str:
         data = build_email(message, self.config.sender)
