@@ -32,6 +32,7 @@ def _plain(status: dict[str, Any]) -> None:
             "sent",
             "failed",
             "unknown",
+            "retrying",
             "suppressed",
             "expired",
         )
