@@ -42,7 +42,14 @@ def init(directory: Path, demo: bool, name: str, timezone: str) -> None:
         csv_path = write_demo_csv(directory / "appointments.csv", now(), timezone)
         report = import_files(journal, [csv_path], config, now())
         print_import_report(report, str(csv_path))
-    out.print(f"Next: reminder --config {path} send-due")
+    if demo:
+        out.print(f"Next: reminder --config {path} send-due")
+    else:
+        out.print(
+            f"Next: edit {path} (practice, rules, [email], [sms]), then "
+            f"`reminder --config {path} import APPOINTMENTS.csv`, then add the cron line "
+            "of crontab.example"
+        )
 
 
 @cli.command("import")
