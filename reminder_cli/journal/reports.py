@@ -43,10 +43,6 @@ class ReportQueries(JournalBase):
             )
         )
 
-    def load_last_run(self) -> dict[str, Any] | None:
-        rows = list(self.db.query("SELECT * FROM runs ORDER BY id DESC LIMIT 1"))
-        return rows[0] if rows else None
-
     def list_runs(self, limit: int) -> list[dict[str, Any]]:
         return list(self.db.query("SELECT * FROM runs ORDER BY id DESC LIMIT ?", [limit]))
 
